@@ -1,0 +1,1 @@
+"""Virtual-staining predictors behind one predict interface (:mod:`vsbench.algorithms.base`)."""

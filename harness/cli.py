@@ -1,0 +1,241 @@
+"""The ``vsbench`` command line.
+
+Every failure prints one line, ``vsbench: error: ...``, and exits non-zero; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vsbench.harness import __version__
+
+EPILOG_EVALUATE = """\
+predictions layout (the container output contract, as on grand-challenge):
+  PRED/<organelle>-fluorescence-ome-tiff/<input file name>   organelle in nucleus, mitochondria, tubulin, actin
+All four outputs are required for every input, even where the split has no ground truth.
+
+exit status: 0 all cases scored; 1 some cases could not be scored (listed in 'errors' of the
+JSON, which is written anyway; --allow-partial makes this 0); 2 bad usage or unusable input.
+"""
+
+
+def _add_synth_lmc(sub) -> None:
+    p = sub.add_parser(
+        "lmc", help="synthetic Light My Cells data: a train and a test split",
+        description="Write OUT/train and OUT/test: cells seen in BF, PC or DIC through defocus (inputs), "
+        "their organelles in fluorescence (ground truth). Deterministic for a seed.",
+    )
+    p.add_argument("out", type=Path, help="folder to create (holds train/ and test/)")
+    p.add_argument("--fovs", type=int, default=6, help="fields of view in the test split (default 6)")
+    p.add_argument("--train-fovs", type=int, default=None, help="fields of view in the train split (default: --fovs)")
+    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--max-deviation", type=int, default=5,
+                   help="test slices per field are 0..N planes from best focus (default 5)")
+    p.set_defaults(func=_cmd_synth_lmc)
+
+
+def _add_import_lmc(sub) -> None:
+    p = sub.add_parser(
+        "lmc", help="import the Light My Cells training layout (Study_*/image_<N>_...ome.tiff)",
+        description="Copy a Light My Cells training download into a vsbench split. The training files do "
+        "not say which slice is in focus: give --best-z CSV (name,best_z or name,modality,image_z,best_z), "
+        "or --estimate-best-z to estimate it from the transmitted-light stack (see the README).",
+    )
+    p.add_argument("src", type=Path, help="folder holding Study_*/ (or the image files directly)")
+    p.add_argument("out", type=Path, help="split folder to create")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--best-z", type=Path, help="CSV with the best-focus slice of every input or field")
+    g.add_argument("--estimate-best-z", action="store_true", help="estimate best focus from each z-stack")
+    p.add_argument("--link", action="store_true", help="hard-link instead of copying where possible")
+    p.set_defaults(func=_cmd_import_lmc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vsbench",
+        description="Benchmark and evaluation harness for virtual staining (label-free -> fluorescence).",
+        epilog="Start with 'vsbench demo'. Each command has its own --help.",
+    )
+    parser.add_argument("--version", action="version", version=f"vsbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="create, import and check held-out splits",
+                          description="Create, import and check held-out splits.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    synth = data_sub.add_parser("synth", help="synthesize a benchmark dataset", description="Synthesize a dataset.")
+    _add_synth_lmc(synth.add_subparsers(dest="task", metavar="TASK", required=True))
+    imp = data_sub.add_parser("import", help="import a challenge's raw data", description="Import raw data.")
+    _add_import_lmc(imp.add_subparsers(dest="task", metavar="TASK", required=True))
+    verify = data_sub.add_parser("verify", help="check every file of a split against its manifest",
+                                 description="Recompute the sha256 of every file and compare with manifest.json.")
+    verify.add_argument("split", type=Path)
+    verify.set_defaults(func=_cmd_verify)
+
+    algos = sub.add_parser("algorithms", help="list the in-process algorithms (baselines)",
+                           description="List the algorithms 'vsbench predict' can run.")
+    algos.set_defaults(func=_cmd_algorithms)
+
+    pred = sub.add_parser(
+        "predict", help="run an in-process algorithm on a split",
+        description="Run an algorithm on every input of a split and write its predictions in the container "
+        "output layout. A rerun skips cases already done; failures are recorded in OUT/run.json.",
+    )
+    pred.add_argument("--split", type=Path, required=True, help="split to predict (only inputs/ is read)")
+    pred.add_argument("--algorithm", required=True, help="algorithm name (see 'vsbench algorithms')")
+    pred.add_argument("--train", type=Path, help="training split, for algorithms that learn")
+    pred.add_argument("--out", type=Path, required=True, help="prediction folder to write")
+    pred.add_argument("--overwrite", action="store_true", help="recompute every case")
+    pred.set_defaults(func=_cmd_predict)
+
+    ev = sub.add_parser(
+        "evaluate", help="score predictions against a split's ground truth",
+        description="Score a prediction folder on a split with the challenge's metrics and write metrics.json "
+        "(per-image results, means per organelle, per modality and per z-deviation, errors, provenance).",
+        epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("--task", choices=["lmc"], default="lmc", help="benchmark task (default lmc)")
+    ev.add_argument("--split", type=Path, required=True, help="split folder (with ground_truth/)")
+    ev.add_argument("--predictions", type=Path, required=True, help="prediction folder")
+    ev.add_argument("--out", type=Path, default=Path("metrics.json"), help="JSON to write (default metrics.json)")
+    ev.add_argument("--allow-partial", action="store_true", help="exit 0 even if some cases could not be scored")
+    ev.add_argument("--workers", type=int, default=None, help="threads (default: up to 4)")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    show = sub.add_parser("show", help="print the organelle x metric x z-deviation table of a metrics.json",
+                          description="Print the tables of a metrics.json written by 'vsbench evaluate'.")
+    show.add_argument("metrics", type=Path)
+    show.set_defaults(func=_cmd_show)
+
+    demo = sub.add_parser(
+        "demo", help="the whole flow on synthetic data: synthesize, predict with baselines, score",
+        description="Synthesize a small Light My Cells split, run every baseline, score them, print the tables "
+        "and write one metrics.json per baseline (OUT/<algorithm>/metrics.json).",
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")
+    demo.add_argument("--fovs", type=int, default=6, help="test fields of view (default 6, i.e. 36 cases)")
+    demo.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _cmd_synth_lmc(args) -> int:
+    from vsbench.harness.synth_lmc import synthesize_lmc
+
+    paths = synthesize_lmc(args.out, fovs=args.fovs, size=args.size, seed=args.seed, train_fovs=args.train_fovs,
+                           max_deviation=args.max_deviation, progress=not args.quiet)
+    for name, path in paths.items():
+        manifest = json.loads((path / "manifest.json").read_text())
+        print(f"{name}: {path} ({manifest['n_inputs']} inputs, split_hash {manifest['split_hash'][:12]})")
+    return 0
+
+
+def _cmd_import_lmc(args) -> int:
+    from vsbench.harness.import_lmc import import_lmc
+
+    manifest = import_lmc(args.src, args.out, best_z_csv=args.best_z, estimate_best_z=args.estimate_best_z,
+                          link=args.link, progress=not args.quiet)
+    print(f"{args.out}: {manifest['n_inputs']} inputs, split_hash {manifest['split_hash'][:12]}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from vsbench.harness.split import Split
+
+    split = Split(args.split)
+    problems = split.verify()
+    for line in problems:
+        print(line)
+    print(f"{args.split}: {'OK' if not problems else f'{len(problems)} problem(s)'} "
+          f"({len(split.manifest['files'])} files, split_hash {split.split_hash[:12]})")
+    return 1 if problems else 0
+
+
+def _cmd_algorithms(args) -> int:
+    from vsbench.algorithms.baselines import BASELINES
+
+    for name, cls in BASELINES.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        learns = " (learns: needs --train)" if hasattr(cls, "fit") else ""
+        print(f"{name:<12} {doc}{learns}")
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from vsbench.algorithms.baselines import make_baseline
+    from vsbench.harness.predict import fit_if_needed, run_predictor
+    from vsbench.harness.split import Split
+
+    predictor = make_baseline(args.algorithm)
+    split = Split(args.split)
+    fit_if_needed(predictor, Split(args.train) if args.train else None)
+    record = run_predictor(predictor, split, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    failed = [c for c in record["cases"] if c["status"] != "ok"]
+    print(f"{args.out}: {len(record['cases']) - len(failed)} cases predicted, {len(failed)} failed")
+    for c in failed[:10]:
+        print(f"  {c['image']}: {c['reason']}")
+    return 1 if failed else 0
+
+
+def _cmd_evaluate(args) -> int:
+    from vsbench.harness.evaluate import evaluate_lmc, tidy_from_metrics, write_metrics
+    from vsbench.harness.report import metrics_table_text
+    from vsbench.harness.split import Split
+
+    metrics = evaluate_lmc(Split(args.split), args.predictions, workers=args.workers, progress=not args.quiet)
+    write_metrics(metrics, args.out)
+    print(metrics_table_text(tidy_from_metrics(metrics), "mean per organelle x metric x z-deviation"))
+    errors = metrics["errors"]
+    print(f"wrote {args.out}: {metrics['provenance']['n_cases']} cases, {len(errors)} error(s)")
+    if errors and not args.allow_partial:
+        first = errors[0]
+        print(f"vsbench: error: {len(errors)} prediction(s) could not be scored, first: {first['image']} "
+              f"{first['organelle']}: {first['reason']} (see 'errors' in {args.out}; --allow-partial to accept)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from vsbench.harness.evaluate import tidy_from_metrics
+    from vsbench.harness.report import metrics_table_text
+
+    try:
+        metrics = json.loads(Path(args.metrics).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{args.metrics}: not a readable metrics.json ({exc})") from None
+    print(metrics_table_text(tidy_from_metrics(metrics), f"{args.metrics}"))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from vsbench.harness.demo import run_demo
+
+    return run_demo(args.out, fovs=args.fovs, size=args.size, seed=args.seed, progress=not args.quiet)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("vsbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"vsbench: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

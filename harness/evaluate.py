@@ -1,0 +1,173 @@
+"""Score a prediction folder against a split: the organisers' ``metrics.json``, and more.
+
+``metrics.json`` holds ``results`` (one entry per input, one dict of metric values per organelle
+that has ground truth), ``aggregates`` (also under the organisers' spelling ``agregate``),
+``transmitted_light``, ``z_deviation``, ``errors`` and ``provenance``. A case that cannot be
+scored (missing, unreadable, wrongly shaped or non-finite prediction) gets an entry in ``errors``
+and is left out of every mean; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from vsbench.harness import __version__
+from vsbench.harness.omeio import ImageReadError, read_image
+from vsbench.harness.predict import RUN_RECORD, prediction_path
+from vsbench.harness.split import LMC_ORGANELLE_FILES, LMCCase, Split, sha256_file
+from vsbench.metrics import aggregate
+from vsbench.metrics.lmc import ORGANELLE_METRICS, MetricInputError, organelle_metrics
+
+EVALUATOR = "vsbench.metrics.lmc (Light My Cells 2024 definitions)"
+
+
+class _TargetCache:
+    """Ground truth is shared by every slice of a field of view: read it once."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> np.ndarray:
+        with self._lock:
+            if path in self._items:
+                self._items.move_to_end(path)
+                return self._items[path]
+        image = read_image(path)
+        with self._lock:
+            self._items[path] = image
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return image
+
+
+def _score_case(split: Split, predictions: Path, case: LMCCase, targets: _TargetCache):
+    entry = {
+        "image": case.name,
+        "modality": case.modality,
+        "image_z": case.image_z,
+        "best_z": case.best_z,
+        "z_deviation": case.z_deviation,
+    }
+    errors = []
+    with_truth = set(split.organelles(case))
+    for organelle in LMC_ORGANELLE_FILES:
+        entry[organelle] = {}
+        pred_path = prediction_path(predictions, organelle, case.name)
+        if not pred_path.is_file():
+            # the contract asks for all four outputs, even where there is no ground truth
+            reason = "missing prediction" + ("" if organelle in with_truth else " (no ground truth: not scored)")
+            errors.append({"image": case.name, "organelle": organelle, "reason": reason})
+            continue
+        if organelle not in with_truth:
+            continue
+        try:
+            gt = targets.get(split.target_path(case, organelle))
+        except ImageReadError as exc:
+            errors.append({"image": case.name, "organelle": organelle, "reason": f"ground truth: {exc}"})
+            continue
+        try:
+            pred = read_image(pred_path)
+            entry[organelle] = organelle_metrics(organelle, gt, pred)
+        except (ImageReadError, MetricInputError) as exc:
+            errors.append({"image": case.name, "organelle": organelle, "reason": str(exc)})
+    return entry, errors
+
+
+def _predictions_digest(predictions: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in predictions.rglob("*") if p.is_file() and p.name != RUN_RECORD):
+        h.update(f"{path.relative_to(predictions).as_posix()}\t{sha256_file(path)}\n".encode())
+    return h.hexdigest()
+
+
+def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, progress: bool = True) -> dict:
+    """Score ``predictions`` (container output layout) on an LMC ``split``; returns metrics.json."""
+    predictions = Path(predictions)
+    if split.task != "lmc":
+        raise ValueError(f"{split.root} is a '{split.task}' split, not 'lmc'")
+    if not predictions.is_dir():
+        raise ValueError(f"{predictions}: prediction folder not found")
+    cases = split.cases()
+    if not cases:
+        raise ValueError(f"{split.root}: the split has no inputs")
+    workers = workers or min(4, os.cpu_count() or 1)
+    targets = _TargetCache()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_score_case, split, predictions, c, targets) for c in cases]
+        done = [f.result() for f in tqdm(futures, desc="evaluate", unit="case", disable=not progress)]
+    results = [entry for entry, _ in done]
+    errors = [e for _, errs in done for e in errs]
+
+    table = _tidy(results)
+    means = aggregate.organelle_means(table)
+    run_record = predictions / RUN_RECORD
+    algorithm = json.loads(run_record.read_text()).get("algorithm") if run_record.is_file() else None
+    return {
+        "results": [_json_safe(r) for r in results],
+        "aggregates": means,
+        "agregate": means,  # the organisers' spelling, read by their leaderboard tooling
+        "transmitted_light": aggregate.modality_means(table),
+        "z_deviation": aggregate.z_deviation_means(table),
+        "errors": errors,
+        "provenance": {
+            "task": split.task,
+            "split": str(split.root.resolve()),
+            "split_hash": split.split_hash,
+            "inputs_hash": split.manifest.get("inputs_hash"),
+            "predictions": str(predictions.resolve()),
+            "predictions_hash": _predictions_digest(predictions),
+            "algorithm": algorithm,
+            "evaluator": EVALUATOR,
+            "metrics": {o: list(m) for o, m in ORGANELLE_METRICS.items()},
+            "vsbench_version": __version__,
+            "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "n_cases": len(cases),
+            "n_errors": len(errors),
+        },
+    }
+
+
+def _json_safe(entry: dict) -> dict:
+    out = {}
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            out[key] = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _tidy(results: list[dict]):
+    rows = []
+    for entry in results:
+        for organelle in LMC_ORGANELLE_FILES:
+            for metric, value in (entry.get(organelle) or {}).items():
+                rows.append({**{k: entry.get(k) for k in ("image", "modality", "image_z", "best_z", "z_deviation")},
+                             "organelle": organelle, "metric": metric,
+                             "value": float("nan") if value is None else value})
+    return aggregate.tidy(rows)
+
+
+def tidy_from_metrics(metrics: dict):
+    """The tidy table of a metrics.json (for printing and comparison)."""
+    return _tidy(metrics["results"])
+
+
+def write_metrics(metrics: dict, out: Path) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=1, allow_nan=False) + "\n")
+    tmp.replace(out)

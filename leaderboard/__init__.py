@@ -1,0 +1,1 @@
+"""Leaderboards built from results stores (ranking, export, publishing)."""

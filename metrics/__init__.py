@@ -1,0 +1,1 @@
+"""Metric functions: pure, array in, float out (``vsbench.metrics.lmc``), and aggregation."""
