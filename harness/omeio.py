@@ -107,7 +107,10 @@ def read_plane(path: Path | str) -> tuple[np.ndarray, PlaneMeta]:
     except Exception as exc:  # tifffile raises many types on truncated or garbage files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageReadError(f"{path.name}: not a readable TIFF ({reason[:120]})") from exc
-    image = np.squeeze(image)
+    while image.ndim > 2 and image.shape[0] == 1:  # T, C, Z of size 1
+        image = image[0]
+    if image.ndim == 3 and image.shape[-1] == 1:  # one sample per pixel stored as an axis
+        image = image[..., 0]
     if image.ndim != 2:
         raise ImageReadError(f"{path.name}: expected one 2-D plane, got shape {image.shape}")
     if image.dtype.kind not in "uif" or image.size == 0:
