@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vsbench.algorithms.baselines import BASELINES
 from vsbench.harness.evaluate import evaluate_lmc, tidy_from_metrics, write_metrics
+from vsbench.harness.plots import plot_z_deviation
 from vsbench.harness.predict import fit_if_needed, run_predictor
 from vsbench.harness.report import comparison_text, metrics_table_text
 from vsbench.harness.split import Split
@@ -50,7 +51,8 @@ def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress:
     print()
     print(metrics_table_text(tables[MAIN_ALGORITHM],
                              f"{MAIN_ALGORITHM}: organelle x metric x z-deviation (|image_z - best_z|)"))
+    plot = plot_z_deviation(tables, out / "z_deviation.png")
     print()
-    print(f"wrote {out / 'metrics.json'} ({MAIN_ALGORITHM}) and {out}/<algorithm>/metrics.json "
+    print(f"wrote {out / 'metrics.json'} ({MAIN_ALGORITHM}), {out}/<algorithm>/metrics.json and {plot} "
           f"in {time.perf_counter() - t0:.0f} s")
     return 0
