@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-
 # tifffile logs a warning for every bad tag of a garbage file; the reader reports one line itself
 logging.getLogger("tifffile").setLevel(logging.ERROR)
 

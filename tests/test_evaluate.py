@@ -7,14 +7,15 @@ import math
 
 import numpy as np
 import pytest
-from lmc_reference import reference_evaluation
-from splitfactory import make_predictions, make_split
 
 from vsbench.harness.cli import main
 from vsbench.harness.evaluate import evaluate_lmc
 from vsbench.harness.omeio import write_plane
 from vsbench.harness.predict import prediction_path
 from vsbench.harness.split import Split
+
+from lmc_reference import reference_evaluation
+from splitfactory import make_predictions, make_split
 
 
 @pytest.fixture()
@@ -33,7 +34,7 @@ def test_reproduces_reference_evaluation(scored, tmp_path):
     ref = reference_evaluation(split, preds)
     assert [r["image"] for r in got["results"]] == [r["image"] for r in ref["results"]]
     n_values = 0
-    for mine, theirs in zip(got["results"], ref["results"]):
+    for mine, theirs in zip(got["results"], ref["results"], strict=True):
         for organelle in ("nucleus", "mitochondria", "tubulin", "actin"):
             assert mine[organelle].keys() == theirs[organelle].keys()
             for metric, value in theirs[organelle].items():

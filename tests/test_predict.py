@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from splitfactory import make_split
 
 from vsbench.algorithms.base import ORGANELLES, Case, Predictor, Trainable
 from vsbench.algorithms.baselines import BASELINES, make_baseline
@@ -14,6 +13,8 @@ from vsbench.harness.cli import main
 from vsbench.harness.omeio import read_plane
 from vsbench.harness.predict import fit_if_needed, prediction_path, run_predictor, training_examples
 from vsbench.harness.split import Split
+
+from splitfactory import make_split
 
 
 @pytest.fixture()

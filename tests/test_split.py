@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from splitfactory import make_split
 
 from vsbench.harness.cli import main
 from vsbench.harness.split import (
@@ -17,6 +16,8 @@ from vsbench.harness.split import (
     read_best_z,
     target_name,
 )
+
+from splitfactory import make_split
 
 
 def test_names():
