@@ -48,7 +48,7 @@ def intensity_stats_u16(flat: np.ndarray, nbins: int):
     return counts, total, lo, hi
 
 
-@njit(nogil=True, cache=True, fastmath=_FM)
+@njit(nogil=True, cache=True, fastmath=_FM, error_model="numpy")
 def fused_pair_sums(g, p, g_lo, g_scale, p_lo, p_scale, g_shift, p_shift, c1, c2, with_ssim):
     """Global sums of the normalised pair and the summed SSIM map.
 
