@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from vsbench.harness import __version__
@@ -221,9 +222,15 @@ def _cmd_demo(args) -> int:
     return run_demo(args.out, fovs=args.fovs, size=args.size, seed=args.seed, progress=not args.quiet)
 
 
+def _plain_warning(message, category, filename, lineno, line=None) -> str:
+    return f"vsbench: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:
+        warnings.formatwarning = _plain_warning
     try:
         return args.func(args)
     except KeyboardInterrupt:
