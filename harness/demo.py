@@ -10,6 +10,8 @@ import shutil
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from vsbench.algorithms.baselines import BASELINES
 from vsbench.harness.evaluate import evaluate_lmc, tidy_from_metrics, write_metrics
 from vsbench.harness.plots import plot_z_deviation
@@ -32,12 +34,14 @@ def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress:
     print(f"synthesized {len(train.cases())} training and {len(test.cases())} test slices in {data}")
 
     tables = {}
-    for name, cls in BASELINES.items():
+    steps = tqdm(BASELINES.items(), desc="fit, predict, score", unit="algorithm", disable=not progress)
+    for name, cls in steps:
+        steps.set_postfix_str(name)
         predictor = cls()
         fit_if_needed(predictor, train)
         pred_dir = out / name / "predictions"
-        run_predictor(predictor, test, pred_dir, overwrite=True, progress=progress)
-        metrics = evaluate_lmc(test, pred_dir, progress=progress)
+        run_predictor(predictor, test, pred_dir, overwrite=True, progress=False)
+        metrics = evaluate_lmc(test, pred_dir, progress=False)
         write_metrics(metrics, out / name / "metrics.json")
         if metrics["errors"]:
             print(f"{name}: {len(metrics['errors'])} case(s) could not be scored")
