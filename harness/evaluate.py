@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vsbench.harness import __version__
 from vsbench.harness.omeio import ImageReadError, read_image
 from vsbench.harness.predict import RUN_RECORD, prediction_path
-from vsbench.harness.split import LMC_ORGANELLE_FILES, LMCCase, Split, sha256_file
+from vsbench.harness.split import BEST_Z_CSV, GROUND_TRUTH, LMC_ORGANELLE_FILES, LMCCase, Split, sha256_file
 from vsbench.metrics import aggregate
 from vsbench.metrics.lmc import ORGANELLE_METRICS, MetricInputError, organelle_metrics
 
@@ -32,10 +32,14 @@ EVALUATOR = "vsbench.metrics.lmc (Light My Cells 2024 definitions)"
 
 
 class _TargetCache:
-    """Ground truth is shared by every slice of a field of view: read it once."""
+    """Ground truth is shared by every slice of a field of view: read it once, and only after its
+    sha256 matches the split's manifest (a score must be computed on the files the split_hash
+    names)."""
 
-    def __init__(self, size: int = 16):
+    def __init__(self, split: Split, size: int = 16):
         self.size = size
+        self.root = split.root
+        self.digests = {f["path"]: f["sha256"] for f in split.manifest["files"]}
         self._items: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -44,6 +48,9 @@ class _TargetCache:
             if path in self._items:
                 self._items.move_to_end(path)
                 return self._items[path]
+        rel = path.relative_to(self.root).as_posix()
+        if self.digests.get(rel) != sha256_file(path):
+            raise ImageReadError(f"{path.name}: differs from the split's manifest (run 'vsbench data verify')")
         image = read_image(path)
         with self._lock:
             self._items[path] = image
@@ -102,8 +109,12 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
     cases = split.cases()
     if not cases:
         raise ValueError(f"{split.root}: the split has no inputs")
+    best_z = split.ground_truth_dir / BEST_Z_CSV
+    listed = {f["path"]: f["sha256"] for f in split.manifest["files"]}
+    if best_z.is_file() and listed.get(f"{GROUND_TRUTH}/{BEST_Z_CSV}") != sha256_file(best_z):
+        raise ValueError(f"{best_z}: differs from the split's manifest (run 'vsbench data verify')")
     workers = workers or min(4, os.cpu_count() or 1)
-    targets = _TargetCache()
+    targets = _TargetCache(split)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_score_case, split, predictions, c, targets) for c in cases]
         done = [f.result() for f in tqdm(futures, desc="evaluate", unit="case", disable=not progress)]

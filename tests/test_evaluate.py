@@ -145,3 +145,16 @@ def test_split_without_manifest_is_refused(tmp_path, capsys):
     (tmp_path / "inputs").mkdir()
     assert main(["--quiet", "evaluate", "--split", str(tmp_path), "--predictions", str(tmp_path)]) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_ground_truth_must_match_the_manifest(scored, tmp_path):
+    split, preds = scored
+    gt = split / "ground_truth" / "image_1_Tubulin.ome.tiff"
+    write_plane(gt, np.ones((48, 40), np.uint16))
+    metrics = evaluate_lmc(Split(split), preds, progress=False)
+    assert {(e["image"], e["organelle"]) for e in metrics["errors"]} == {
+        ("image_1_PC_z4.ome.tiff", "tubulin"), ("image_1_PC_z6.ome.tiff", "tubulin")}
+    assert "differs from the split's manifest" in metrics["errors"][0]["reason"]
+    (split / "ground_truth" / "best_z.csv").write_text("name,modality,image_z,best_z\n")
+    with pytest.raises(ValueError, match="best_z.csv: differs from the split's manifest"):
+        evaluate_lmc(Split(split), preds, progress=False)
