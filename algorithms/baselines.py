@@ -71,13 +71,12 @@ class TrainMeanBaseline:
     def fit(self, examples: Iterable[TrainingExample]) -> None:
         sums: dict[str, np.ndarray] = {}
         counts: dict[str, int] = defaultdict(int)
-        seen: set[tuple[str, int]] = set()
+        previous: dict[str, np.ndarray] = {}
         for ex in examples:
             for organelle, target in ex.targets.items():
-                key = (organelle, id(target))
-                if key in seen:  # several slices of one field share one target
+                if previous.get(organelle) is target:  # consecutive slices of one field share one target
                     continue
-                seen.add(key)
+                previous[organelle] = target
                 t = _resample(normalise(target), (self.grid, self.grid))
                 sums[organelle] = sums.get(organelle, 0) + t
                 counts[organelle] += 1
@@ -131,7 +130,7 @@ class FilterBankRegression:
         rng = np.random.default_rng(self.seed)
         xs: dict[tuple[str | None, str], list] = defaultdict(list)
         ys: dict[tuple[str | None, str], list] = defaultdict(list)
-        norm_cache: dict[int, np.ndarray] = {}
+        normalised: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # organelle -> (target, normalised), last field
         for ex in examples:
             if not ex.targets:
                 continue
@@ -139,9 +138,9 @@ class FilterBankRegression:
             flat = feats.reshape(-1, feats.shape[-1])
             idx = rng.choice(flat.shape[0], size=min(self.pixels_per_slice, flat.shape[0]), replace=False)
             for organelle, target in ex.targets.items():
-                if id(target) not in norm_cache:
-                    norm_cache[id(target)] = normalise(target).ravel()
-                y = norm_cache[id(target)][idx]
+                if organelle not in normalised or normalised[organelle][0] is not target:
+                    normalised[organelle] = (target, normalise(target).ravel())
+                y = normalised[organelle][1][idx]
                 for key in ((ex.case.modality, organelle), (None, organelle)):
                     xs[key].append(flat[idx])
                     ys[key].append(y)
@@ -172,16 +171,3 @@ class FilterBankRegression:
             z = (feats - mean.astype(np.float32)) / std.astype(np.float32)
             out[organelle] = (z @ w[:-1].astype(np.float32) + np.float32(w[-1])).astype(np.float32)
         return out
-
-
-BASELINES = {
-    cls.name: cls
-    for cls in (InputBaseline, InvertedInputBaseline, BlurredInputBaseline, TrainMeanBaseline, FilterBankRegression)
-}
-
-
-def make_baseline(name: str):
-    try:
-        return BASELINES[name]()
-    except KeyError:
-        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(BASELINES)}") from None

@@ -160,9 +160,10 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_algorithms(args) -> int:
-    from vsbench.algorithms.baselines import BASELINES
+    from vsbench.algorithms.registry import algorithm_class, algorithm_names
 
-    for name, cls in BASELINES.items():
+    for name in algorithm_names():
+        cls = algorithm_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         learns = " (learns: needs --train)" if hasattr(cls, "fit") else ""
         print(f"{name:<12} {doc}{learns}")
@@ -170,11 +171,11 @@ def _cmd_algorithms(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from vsbench.algorithms.baselines import make_baseline
+    from vsbench.algorithms.registry import make_algorithm
     from vsbench.harness.predict import fit_if_needed, run_predictor
     from vsbench.harness.split import Split
 
-    predictor = make_baseline(args.algorithm)
+    predictor = make_algorithm(args.algorithm)
     split = Split(args.split)
     fit_if_needed(predictor, Split(args.train) if args.train else None)
     record = run_predictor(predictor, split, args.out, overwrite=args.overwrite, progress=not args.quiet)

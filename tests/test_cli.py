@@ -66,9 +66,9 @@ def test_demo(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["--quiet", "demo", "--out", str(out), "--fovs", "3", "--size", "128"]) == 0
     text = capsys.readouterr().out
-    assert "organelle x metric x z-deviation" in text and "filterbank" in text
+    assert "tiny-unet: organelle x metric x z-deviation" in text and "filterbank" in text
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["provenance"]["algorithm"] == "filterbank"
+    assert metrics["provenance"]["algorithm"] == "tiny-unet"
     assert (out / "z_deviation.png").stat().st_size > 10_000
-    for name in ("input", "inverted", "blurred", "train-mean", "filterbank"):
+    for name in ("input", "inverted", "blurred", "train-mean", "filterbank", "tiny-unet"):
         assert json.loads((out / name / "metrics.json").read_text())["errors"] == []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vsbench.algorithms.base import ORGANELLES, Case, Predictor, Trainable
-from vsbench.algorithms.baselines import BASELINES, make_baseline
+from vsbench.algorithms.registry import algorithm_names, make_algorithm
 from vsbench.harness.cli import main
 from vsbench.harness.omeio import read_plane
 from vsbench.harness.predict import fit_if_needed, prediction_path, run_predictor, training_examples
@@ -22,10 +22,10 @@ def splits(tmp_path):
     return Split(make_split(tmp_path / "train", seed=3)), Split(make_split(tmp_path / "test", seed=4))
 
 
-@pytest.mark.parametrize("name", list(BASELINES))
+@pytest.mark.parametrize("name", algorithm_names())
 def test_baselines_follow_the_interface(splits, name):
     train, test = splits
-    predictor = make_baseline(name)
+    predictor = make_algorithm(name)
     assert isinstance(predictor, Predictor)
     fit_if_needed(predictor, train)
     img = np.random.default_rng(0).integers(0, 60000, (33, 29)).astype(np.uint16)
@@ -37,11 +37,11 @@ def test_baselines_follow_the_interface(splits, name):
 
 def test_learning_baselines_need_training_data(splits):
     with pytest.raises(ValueError, match="--train"):
-        fit_if_needed(make_baseline("filterbank"), None)
-    assert isinstance(make_baseline("train-mean"), Trainable)
-    assert not isinstance(make_baseline("input"), Trainable)
+        fit_if_needed(make_algorithm("filterbank"), None)
+    assert isinstance(make_algorithm("train-mean"), Trainable)
+    assert not isinstance(make_algorithm("input"), Trainable)
     with pytest.raises(ValueError, match="unknown algorithm 'nope'"):
-        make_baseline("nope")
+        make_algorithm("nope")
 
 
 def test_training_examples_share_targets_per_field(splits):
@@ -55,7 +55,7 @@ def test_training_examples_share_targets_per_field(splits):
 
 def test_train_mean_is_the_mean_target(splits):
     train, _ = splits
-    model = make_baseline("train-mean")
+    model = make_algorithm("train-mean")
     model.fit(training_examples(train))
     pred = model.predict(Case("x", np.zeros((128, 128), np.uint16)))
     from vsbench.algorithms.baselines import _resample, normalise
