@@ -9,6 +9,7 @@ status: a failing case is recorded and the run goes on; a rerun skips cases alre
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,11 +67,18 @@ def run_predictor(
 ) -> dict:
     """Predict every case of ``split`` into ``out``; returns the run record (also in run.json)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     record_path = out / RUN_RECORD
-    previous = json.loads(record_path.read_text()) if record_path.is_file() and not overwrite else {}
+    if overwrite:
+        for organelle in ORGANELLES:
+            shutil.rmtree(output_dir(out, organelle), ignore_errors=True)
+        record_path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if previous and previous.get("inputs_hash") != split.manifest.get("inputs_hash"):
         raise ValueError(f"{out} holds predictions for other inputs; choose another folder or --overwrite")
+    if previous and previous.get("algorithm") != predictor.name:
+        raise ValueError(f"{out} holds predictions of '{previous.get('algorithm')}'; choose another folder "
+                         "or --overwrite")
     statuses: dict[str, dict] = {c["image"]: c for c in previous.get("cases", [])}
     record = {
         "algorithm": predictor.name,
@@ -89,10 +97,16 @@ def run_predictor(
             continue
         statuses[lmc_case.name] = _predict_one(predictor, split, lmc_case, out)
         record["cases"] = [statuses[c.name] for c in cases if c.name in statuses]
-        record_path.write_text(json.dumps(record, indent=1) + "\n")  # a killed run resumes from here
+        _write_json(record_path, record)  # a killed run resumes from here
     record["cases"] = [statuses[c.name] for c in cases if c.name in statuses]
-    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    _write_json(record_path, record)
     return record
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def _predict_one(predictor: Predictor, split: Split, lmc_case: LMCCase, out: Path) -> dict:
@@ -112,6 +126,9 @@ def _predict_one(predictor: Predictor, split: Split, lmc_case: LMCCase, out: Pat
                 meta.physical_size_x, meta.physical_size_y, organelle))
         status = {"image": lmc_case.name, "status": "ok"}
     except Exception as exc:  # one failing case never sinks the run
-        status = {"image": lmc_case.name, "status": "failed", "reason": str(exc).splitlines()[0]}
+        for organelle in ORGANELLES:  # no partial or stale output may be scored for a failed case
+            prediction_path(out, organelle, lmc_case.name).unlink(missing_ok=True)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        status = {"image": lmc_case.name, "status": "failed", "reason": reason}
     status["seconds"] = round(time.perf_counter() - t0, 4)
     return status

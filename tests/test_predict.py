@@ -95,10 +95,18 @@ def test_runner_records_failures_and_resumes(splits, tmp_path):
     again = _Flaky()
     run_predictor(again, test, out, progress=False)
     assert again.calls == ["image_1_PC_z6.ome.tiff"]
-    # and refuses to mix predictions of another split's inputs
+    # and refuses to mix predictions of another split's inputs or of another algorithm
     other = Split(make_split(tmp_path / "other", seed=9))
     with pytest.raises(ValueError, match="other inputs"):
         run_predictor(_Flaky(), other, out, progress=False)
+    with pytest.raises(ValueError, match="holds predictions of 'flaky'"):
+        run_predictor(make_algorithm("input"), test, out, progress=False)
+    # --overwrite starts afresh: nothing of the old run survives, a failing case leaves no file
+    record = run_predictor(make_algorithm("input"), test, out, overwrite=True, progress=False)
+    assert record["algorithm"] == "input" and {c["status"] for c in record["cases"]} == {"ok"}
+    assert prediction_path(out, "nucleus", "image_1_PC_z6.ome.tiff").exists()
+    run_predictor(_Flaky(), test, out, overwrite=True, progress=False)
+    assert not prediction_path(out, "nucleus", "image_1_PC_z6.ome.tiff").exists()
 
 
 def test_predict_cli(splits, tmp_path, capsys):
