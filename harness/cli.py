@@ -40,6 +40,31 @@ def _add_synth_lmc(sub) -> None:
     p.set_defaults(func=_cmd_synth_lmc)
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 256x256, not {text!r}") from None
+    return h, w
+
+
+def _add_synth_adipocyte(sub) -> None:
+    p = sub.add_parser(
+        "adipocyte", help="synthetic Adipocyte Cell Imaging Challenge data: one split",
+        description="Write a split of synthetic adipocyte image sets: 7 brightfield planes named as the Yokogawa "
+        "CV7000 files (inputs) and nuclei, lipid-droplet and cytoplasm fluorescence (ground truth), with the "
+        "site-dependent brightfield-to-fluorescence misalignment of the challenge data and the 7-plane window "
+        "shifted by d = 0..--max-shift planes from best focus. Deterministic for a seed.",
+    )
+    p.add_argument("out", type=Path, help="split folder to create")
+    p.add_argument("--magnification", choices=["20x", "40x", "60x"], default="20x")
+    p.add_argument("--sets", type=int, default=2, help="image sets (well x site) (default 2)")
+    p.add_argument("--size", type=_size, default=(256, 256), help="HxW in pixels (default 256x256; real: 2154x2554)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-shift", type=int, default=3, help="largest z-deviation d of the input window (default 3)")
+    p.set_defaults(func=_cmd_synth_adipocyte)
+
+
 def _add_import_lmc(sub) -> None:
     p = sub.add_parser(
         "lmc", help="import the Light My Cells training layout (Study_*/image_<N>_...ome.tiff)",
@@ -71,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Create, import and check held-out splits.")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     synth = data_sub.add_parser("synth", help="synthesize a benchmark dataset", description="Synthesize a dataset.")
-    _add_synth_lmc(synth.add_subparsers(dest="task", metavar="TASK", required=True))
+    synth_tasks = synth.add_subparsers(dest="task", metavar="TASK", required=True)
+    _add_synth_lmc(synth_tasks)
+    _add_synth_adipocyte(synth_tasks)
     imp = data_sub.add_parser("import", help="import a challenge's raw data", description="Import raw data.")
     _add_import_lmc(imp.add_subparsers(dest="task", metavar="TASK", required=True))
     verify = data_sub.add_parser("verify", help="check every file of a split against its manifest",
@@ -135,6 +162,17 @@ def _cmd_synth_lmc(args) -> int:
     for name, path in paths.items():
         manifest = json.loads((path / "manifest.json").read_text())
         print(f"{name}: {path} ({manifest['n_inputs']} inputs, split_hash {manifest['split_hash'][:12]})")
+    return 0
+
+
+def _cmd_synth_adipocyte(args) -> int:
+    from vsbench.harness.synth_adipocyte import synthesize_adipocyte
+
+    path = synthesize_adipocyte(args.out, magnification=args.magnification, sets=args.sets, size=args.size,
+                                seed=args.seed, max_shift=args.max_shift, progress=not args.quiet)
+    manifest = json.loads((path / "manifest.json").read_text())
+    print(f"{path}: {args.sets} image set(s) at {args.magnification}, {manifest['n_inputs']} inputs, "
+          f"split_hash {manifest['split_hash'][:12]}")
     return 0
 
 

@@ -10,7 +10,8 @@ from vsbench.harness.cli import build_parser, main
 from vsbench.harness.split import Split
 
 SUBCOMMANDS = [
-    [], ["data"], ["data", "synth"], ["data", "synth", "lmc"], ["data", "import", "lmc"], ["data", "verify"],
+    [], ["data"], ["data", "synth"], ["data", "synth", "lmc"], ["data", "synth", "adipocyte"],
+    ["data", "import", "lmc"], ["data", "verify"],
     ["algorithms"], ["predict"], ["evaluate"], ["show"], ["demo"],
 ]
 
@@ -72,3 +73,14 @@ def test_demo(tmp_path, capsys):
     assert (out / "z_deviation.png").stat().st_size > 10_000
     for name in ("input", "inverted", "blurred", "train-mean", "filterbank", "tiny-unet"):
         assert json.loads((out / name / "metrics.json").read_text())["errors"] == []
+
+
+def test_synth_adipocyte_cli(tmp_path, capsys):
+    out = tmp_path / "adipo"
+    assert main(["--quiet", "data", "synth", "adipocyte", str(out), "--magnification", "40x", "--sets", "2",
+                 "--size", "64x80", "--seed", "3"]) == 0
+    assert "2 image set(s) at 40x, 14 inputs" in capsys.readouterr().out
+    assert Split(out).task == "adipocyte" and Split(out).verify() == []
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quiet", "data", "synth", "adipocyte", str(tmp_path / "x"), "--size", "64by80"])
+    assert exit_info.value.code == 2 and "size must be HxW" in capsys.readouterr().err
