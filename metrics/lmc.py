@@ -207,21 +207,23 @@ def image_metrics(gt: np.ndarray, pred: np.ndarray, metrics=ALL_METRICS) -> dict
         elif name == "PCC":
             out[name] = _pearson(n, s_gc, s_pc, s_gcgc, s_pcpc, s_gcpc, sg, sp)
         elif name == "SSIM":
-            out[name] = ssim_sum / ssim_count if data_range > 0 else _ssim_of_two_constants(gt, pred)
+            out[name] = ssim_sum / ssim_count if data_range != 0 else _ssim_with_zero_data_range(gt, pred)
     return out
 
 
-def _ssim_of_two_constants(gt: np.ndarray, pred: np.ndarray) -> float:
-    """Both images constant (data_range 0, so C1 = C2 = 0): skimage's value is 0/0 = NaN, or a
-    ratio of its filters' rounding residues, depending on the constants and dtypes. Only skimage
-    itself reproduces that, and the case is rare (an empty ground truth), so ask it."""
+def _ssim_with_zero_data_range(gt: np.ndarray, pred: np.ndarray) -> float:
+    """data_range 0 (both images constant, or an unnormalised int16 range that wraps to <= 0) makes
+    C1 = C2 = 0: skimage's value is then NaN, or a ratio of its filters' rounding residues, depending
+    on the pixels and dtypes. Only skimage itself reproduces that, and the case is rare (an empty
+    ground truth), so ask it, with the images exactly as the organisers passed them."""
     import warnings
 
     from skimage.metrics import structural_similarity
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        return float(structural_similarity(gt, pred, data_range=0))
+        return float(structural_similarity(percentile_normalization(gt), percentile_normalization(pred),
+                                           data_range=0))
 
 
 def _norm(sum_of_squares: float) -> float:
