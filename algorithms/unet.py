@@ -41,6 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsbench.algorithms.base import ORGANELLES, Case, TrainingExample
+from vsbench.algorithms.baselines import normalise
 
 MODALITIES = ("BF", "PC", "DIC")
 
@@ -139,7 +140,6 @@ class TinyUNet:
     # ---- data -----------------------------------------------------------------------------------
 
     def _load(self, examples: Iterable[TrainingExample]):
-        from vsbench.algorithms.baselines import normalise  # baselines imports this module
 
         inputs, fields, field_of = [], [], []
         field_index: dict[tuple[int, ...], int] = {}
@@ -258,7 +258,6 @@ class TinyUNet:
     def predict(self, case: Case) -> dict[str, np.ndarray]:
         if self.model is None:
             raise RuntimeError("tiny-unet: call fit() before predict()")
-        from vsbench.algorithms.baselines import normalise
 
         h, w = case.image.shape
         x = self._input(normalise(case.image), case.modality)
