@@ -109,12 +109,11 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
     cases = split.cases()
     if not cases:
         raise ValueError(f"{split.root}: the split has no inputs")
+    targets = _TargetCache(split)
     best_z = split.ground_truth_dir / BEST_Z_CSV
-    listed = {f["path"]: f["sha256"] for f in split.manifest["files"]}
-    if best_z.is_file() and listed.get(f"{GROUND_TRUTH}/{BEST_Z_CSV}") != sha256_file(best_z):
+    if best_z.is_file() and targets.digests.get(f"{GROUND_TRUTH}/{BEST_Z_CSV}") != sha256_file(best_z):
         raise ValueError(f"{best_z}: differs from the split's manifest (run 'vsbench data verify')")
     workers = workers or min(4, os.cpu_count() or 1)
-    targets = _TargetCache(split)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_score_case, split, predictions, c, targets) for c in cases]
         done = [f.result() for f in tqdm(futures, desc="evaluate", unit="case", disable=not progress)]

@@ -200,24 +200,12 @@ def _section(z0, z1, lo, hi):
 
 
 def _place_cells(rng, extent):
-    coverage = rng.uniform(*CELL_COVERAGE)
-    mean_area = math.pi * np.mean(CELL_MAJOR_UM) ** 2 * np.mean(CELL_ASPECT)
-    target = max(2, int(round(coverage * extent * extent / mean_area)))
-    cells, centres, radii = [], np.empty((0, 2)), np.empty(0)
+    cells = []
     nh = len(lmc.CELL_HARMONICS)
     harm = np.asarray(lmc.CELL_HARMONICS, np.float64)
-    for _ in range(target * 30):
-        if len(cells) >= target:
-            break
-        a = rng.uniform(*CELL_MAJOR_UM)
-        b = a * rng.uniform(*CELL_ASPECT)
-        cx, cy = rng.uniform(-0.05 * extent, 1.05 * extent, 2)
-        r = math.sqrt(a * b)
-        if len(radii) and np.any(np.hypot(*(centres - (cx, cy)).T) < 0.85 * (radii + r)):
-            continue
-        th = rng.uniform(0, math.pi)
-        fc = rng.uniform(0, lmc.CELL_HARMONIC_AMPLITUDE, nh) / harm
-        fp = rng.uniform(0, 2 * math.pi, nh)
+    outlines = lmc.place_cell_outlines(rng, extent, CELL_COVERAGE, CELL_MAJOR_UM, CELL_ASPECT, overlap=0.85,
+                                       tries_per_cell=30)
+    for cx, cy, a, b, th, fc, fp in outlines:
         na = min(rng.uniform(*NUCLEUS_MAJOR_UM), 0.45 * a)
         nb = min(na * rng.uniform(*NUCLEUS_ASPECT), 0.6 * b)
         nth = th + rng.normal(0, 0.3)
@@ -232,8 +220,6 @@ def _place_cells(rng, extent):
             "diff": bool(rng.uniform() < DIFFERENTIATED_FRACTION),
             "stain": rng.uniform(*STAIN_LEVEL, 3),
         })
-        centres = np.vstack([centres, (cx, cy)])
-        radii = np.append(radii, r)
     return cells
 
 

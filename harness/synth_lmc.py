@@ -281,26 +281,39 @@ def _blur(img, sigma_px):
 # specimen
 
 
-def _place_cells(rng, extent):
-    """Cell shapes and nuclei on a square canvas of ``extent`` µm."""
-    coverage = rng.uniform(*CELL_COVERAGE)
-    mean_area = math.pi * np.mean(CELL_MAJOR_UM) ** 2 * np.mean(CELL_ASPECT)
-    target = max(2, int(round(coverage * extent * extent / mean_area)))
-    cells = {k: [] for k in _CELL_KEYS + _NUC_KEYS}
+def place_cell_outlines(rng, extent, coverage=CELL_COVERAGE, major_um=CELL_MAJOR_UM, aspect=CELL_ASPECT,
+                        overlap=0.95, tries_per_cell=20):
+    """Yield ``(cx, cy, a, b, th, fc, fp)`` of cells on a square canvas of ``extent`` µm until the
+    drawn coverage is reached: ellipses (semi-axes ``a`` > ``b``, angle ``th``) with a boundary
+    modulated by CELL_HARMONICS (amplitudes ``fc``, phases ``fp``), centres at least ``overlap``
+    times the sum of their mean radii apart. The caller may draw from ``rng`` between yields (the
+    nucleus of the cell just yielded): the sequence of draws stays the same."""
+    target_coverage = rng.uniform(*coverage)
+    mean_area = math.pi * np.mean(major_um) ** 2 * np.mean(aspect)
+    target = max(2, int(round(target_coverage * extent * extent / mean_area)))
     radii = np.empty(0)
     centres = np.empty((0, 2))
-    for _ in range(target * 20):
+    for _ in range(target * tries_per_cell):
         if len(radii) >= target:
             break
-        a = rng.uniform(*CELL_MAJOR_UM)
-        b = a * rng.uniform(*CELL_ASPECT)
+        a = rng.uniform(*major_um)
+        b = a * rng.uniform(*aspect)
         cx, cy = rng.uniform(-0.05 * extent, 1.05 * extent, 2)
         r = math.sqrt(a * b)
-        if len(radii) and np.any(np.hypot(*(centres - (cx, cy)).T) < 0.95 * (radii + r)):
+        if len(radii) and np.any(np.hypot(*(centres - (cx, cy)).T) < overlap * (radii + r)):
             continue
         th = rng.uniform(0, math.pi)
         fc = rng.uniform(0, CELL_HARMONIC_AMPLITUDE, len(_HARM)) / _HARM
         fp = rng.uniform(0, 2 * math.pi, len(_HARM))
+        yield cx, cy, a, b, th, fc, fp
+        radii = np.append(radii, r)
+        centres = np.vstack([centres, (cx, cy)])
+
+
+def _place_cells(rng, extent):
+    """Cell shapes and nuclei on a square canvas of ``extent`` µm."""
+    cells = {k: [] for k in _CELL_KEYS + _NUC_KEYS}
+    for cx, cy, a, b, th, fc, fp in place_cell_outlines(rng, extent):
         # nucleus: inside the cell, roughly aligned with it, shrunk until its boundary is well inside
         na = min(rng.uniform(*NUCLEUS_MAJOR_UM), 0.55 * a)
         nb = min(na * rng.uniform(*NUCLEUS_ASPECT), 0.7 * b)
@@ -320,10 +333,8 @@ def _place_cells(rng, extent):
         values = (cx, cy, a, b, th, fc, fp, nx, ny, na, nb, nth, nfc, nfp)
         for key, val in zip(_CELL_KEYS + _NUC_KEYS, values, strict=True):
             cells[key].append(val)
-        radii = np.append(radii, r)
-        centres = np.vstack([centres, (cx, cy)])
     cells = {k: np.asarray(v, dtype=np.float64) for k, v in cells.items()}
-    n = len(radii)
+    n = len(cells["cx"])
     cells["n"] = n
     cells["h_cyto"] = rng.uniform(*CELL_HEIGHT_UM, n)
     cells["h_nuc"] = rng.uniform(*NUCLEUS_HEIGHT_UM, n)
