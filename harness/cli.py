@@ -81,6 +81,23 @@ def _add_import_lmc(sub) -> None:
     p.set_defaults(func=_cmd_import_lmc)
 
 
+def _add_import_adipocyte(sub) -> None:
+    p = sub.add_parser(
+        "adipocyte", help="import Adipocyte Cell Imaging Challenge CV7000 TIFFs (one magnification)",
+        description="Copy one magnification's folder of the Adipocyte Cell Imaging Challenge (e.g. '20x images/', "
+        "searched recursively) into a vsbench split: the 7 brightfield planes (C04, Z01..Z07) of each well and site "
+        "to inputs/, the nuclei, lipid and cytoplasm fluorescence (C01..C03) to ground_truth/, byte for byte. "
+        "Incomplete image sets are skipped with a warning; the input window is recorded as acquired (d = 0).",
+    )
+    p.add_argument("src", type=Path, help="folder holding the AssayPlate_Greiner_#655090_*.tif files")
+    p.add_argument("out", type=Path, help="split folder to create (an earlier import there is replaced)")
+    p.add_argument("--magnification", choices=["20x", "40x", "60x"], default=None,
+                   help="magnification of the images (default: from a folder name containing 20x, 40x or 60x)")
+    p.add_argument("--sets", default=None, metavar="KEYS",
+                   help="import only these image sets, comma-separated <well>_F<site>, e.g. B03_F001,B03_F002")
+    p.set_defaults(func=_cmd_import_adipocyte)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vsbench",
@@ -100,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth_lmc(synth_tasks)
     _add_synth_adipocyte(synth_tasks)
     imp = data_sub.add_parser("import", help="import a challenge's raw data", description="Import raw data.")
-    _add_import_lmc(imp.add_subparsers(dest="task", metavar="TASK", required=True))
+    imp_tasks = imp.add_subparsers(dest="task", metavar="TASK", required=True)
+    _add_import_lmc(imp_tasks)
+    _add_import_adipocyte(imp_tasks)
     verify = data_sub.add_parser("verify", help="check every file of a split against its manifest",
                                  description="Recompute the sha256 of every file and compare with manifest.json.")
     verify.add_argument("split", type=Path)
@@ -182,6 +201,19 @@ def _cmd_import_lmc(args) -> int:
     manifest = import_lmc(args.src, args.out, best_z_csv=args.best_z, estimate_best_z=args.estimate_best_z,
                           link=args.link, progress=not args.quiet)
     print(f"{args.out}: {manifest['n_inputs']} inputs, split_hash {manifest['split_hash'][:12]}")
+    return 0
+
+
+def _cmd_import_adipocyte(args) -> int:
+    from vsbench.harness.import_adipocyte import import_adipocyte
+
+    sets = args.sets.split(",") if args.sets is not None else None
+    path = import_adipocyte(args.src, args.out, magnification=args.magnification, sets=sets,
+                            progress=not args.quiet)
+    manifest = json.loads((path / "manifest.json").read_text())
+    info = manifest["info"]
+    print(f"{path}: {len(info['image_sets'])} image set(s) imported at {info['magnification']}, "
+          f"{len(info['skipped'])} skipped, {manifest['n_inputs']} inputs, split_hash {manifest['split_hash'][:12]}")
     return 0
 
 

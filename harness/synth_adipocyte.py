@@ -83,18 +83,20 @@ import tifffile
 from scipy import fft as sfft
 from scipy import ndimage
 
+from vsbench.harness import adipocyte_split as names
 from vsbench.harness import synth_lmc as lmc
+from vsbench.harness.adipocyte_split import bf_name, fl_name
 from vsbench.harness.split import GROUND_TRUTH, INPUTS, MANIFEST, write_manifest
 
 GENERATOR = "vsbench.synth_adipocyte"
 TASK = "adipocyte"
 
 # ---- file names and acquisition (adipocyte.md §2) ----------------------------------------------------
-FILE_PATTERN = "AssayPlate_Greiner_#655090_{well}_T0001F{site:03d}L01A{action:02d}Z{z:02d}C{ch:02d}.tif"
+FILE_PATTERN = names.FILE_PATTERN  # the CV7000 name helpers live in adipocyte_split (bf_name, fl_name)
 WELLS = ("B03", "B04", "C02", "C03", "C04", "D02", "D03", "D04")  # the training wells
 SITES = {"20x": 6, "40x": 8, "60x": 12}  # fields of view per well
-BF_CHANNEL = 4  # brightfield: action A04, channel C04, planes Z01..Z07
-N_INPUT_PLANES = 7
+BF_CHANNEL = names.BF_CHANNEL  # brightfield: action A04, channel C04, planes Z01..Z07
+N_INPUT_PLANES = names.N_PLANES
 FL_CHANNELS = {1: "nuclei", 2: "lipids", 3: "cytoplasm"}  # action = channel, one plane Z01
 
 # ---- optics, chosen (CV7000 with a 6.5 µm sCMOS pixel) -----------------------------------------------
@@ -146,6 +148,7 @@ FL_MEAN_ADU = {
 }
 FL_BRIGHTNESS = (0.8, 1.25)  # per-image factor on the mean (log-uniform)
 FL_BACKGROUND = (0.1, 0.3)  # background as a fraction of the image mean (above the camera offset)
+FL_BACKGROUND_NUCLEI = (0.1, 0.3)
 FL_SECTION_UM = {"20x": 3.0, "40x": 2.0, "60x": 1.5}  # confocal optical section (full width)
 FL_EMISSION_UM = {1: 0.46, 2: 0.515, 3: 0.60}
 FL_HAZE = 0.15
@@ -160,16 +163,6 @@ MISALIGNMENT = {
     "60x": {"M": 0.99975, "Ax": 2.3054, "Bx": -0.0315, "Cx": -0.8363, "Ay": -0.1352, "By": -2.3049, "Cy": 0.8081},
 }
 MISALIGN_JITTER_PX = 0.2  # per-set deviation from the site model (sd, each axis)
-
-
-def bf_name(well: str, site: int, z: int) -> str:
-    """CV7000 name of brightfield plane ``z`` (1..7)."""
-    return FILE_PATTERN.format(well=well, site=site, action=BF_CHANNEL, z=z, ch=BF_CHANNEL)
-
-
-def fl_name(well: str, site: int, channel: int) -> str:
-    """CV7000 name of fluorescence channel ``channel`` (1 nuclei, 2 lipids, 3 cytoplasm)."""
-    return FILE_PATTERN.format(well=well, site=site, action=channel, z=1, ch=channel)
 
 
 def site_misalignment(magnification: str, site: int) -> tuple[float, float, float]:
@@ -377,7 +370,7 @@ def _render_set(root, seed, k, magnification, size, max_shift):
     fl = {}
     for ch in FL_CHANNELS:
         brightness = lmc._loguniform(frng, *FL_BRIGHTNESS)
-        bg_frac = float(frng.uniform(*FL_BACKGROUND))
+        bg_frac = float(frng.uniform(*(FL_BACKGROUND_NUCLEI if ch == 1 else FL_BACKGROUND)))
         fread = float(frng.uniform(*READ_NOISE_E))
         sigma = math.hypot(0.21 * FL_EMISSION_UM[ch] / na, 0.3 * px) / px
         d = dens[ch]
