@@ -18,8 +18,8 @@ Layout::
 Image set ``k`` (0-based) is site ``k % N_sites + 1`` of well ``WELLS[k // N_sites]`` (the 8 training
 wells; N_sites = 6/8/12 at 20x/40x/60x, so at most 48/64/96 sets).
 
-Specimen (per image set). A confluent layer of cells (Fourier-modulated ellipses, semi-axes 15-35 µm,
-60-85 % of the area covered), each with an elliptical nucleus (semi-axis 5-9 µm) and a cytoplasmic dome
+Specimen (per image set). A confluent layer of cells (Fourier-modulated ellipses, semi-axes 12-28 µm,
+60-85 % of the area covered), each with an elliptical nucleus (semi-axis 6-10 µm) and a cytoplasmic dome
 (2-4 µm high, 4-7 µm over the nucleus). A fraction (70 %) of the cells is differentiated and holds
 15-90 lipid droplets with log-uniformly distributed radii 0.4-6 µm (many small, few large), packed
 without overlap in the cytoplasm around the nucleus; the cell body covers every droplet. Refractive
@@ -110,12 +110,12 @@ FOCUS_HEIGHT_UM = (3.0, 5.0)  # height of the best-focus plane above the coversl
 MAX_MARGIN_PX = 192  # cap on the canvas margin that keeps defocus blur from wrapping around
 
 # ---- cells (chosen) ----------------------------------------------------------------------------------
-CELL_MAJOR_UM = (15.0, 35.0)
+CELL_MAJOR_UM = (12.0, 28.0)
 CELL_ASPECT = (0.5, 0.9)
 CELL_COVERAGE = (0.6, 0.85)
 CELL_HEIGHT_UM = (2.0, 4.0)  # cytoplasmic dome height at the cell centre
 NUCLEUS_HEIGHT_UM = (4.0, 7.0)  # total cell height over the nucleus
-NUCLEUS_MAJOR_UM = (5.0, 9.0)
+NUCLEUS_MAJOR_UM = (6.0, 10.0)
 NUCLEUS_ASPECT = (0.6, 0.9)
 CHROMATIN_SCALES_UM = (0.5, 2.0)  # band-pass of the chromatin texture
 CHROMATIN_CONTRAST = 0.3
@@ -148,7 +148,12 @@ FL_MEAN_ADU = {
 }
 FL_BRIGHTNESS = (0.8, 1.25)  # per-image factor on the mean (log-uniform)
 FL_BACKGROUND = (0.1, 0.3)  # background as a fraction of the image mean (above the camera offset)
-FL_BACKGROUND_NUCLEI = (0.1, 0.3)
+# Hoechst is calibrated per nucleus, not per image: a stain does not know how many nuclei a field
+# holds. Mean nuclear signal above background (ADU, chosen): typical nuclei stay below the pipeline's
+# apoptosis cut, MeanIntensity_Hoechst <= 0.04 (≈ 2620 ADU, adipocyte.md §1.6), and the image mean
+# lands near the real one for a typical field. Background: a fraction of the real image mean.
+NUCLEUS_SIGNAL_ADU = {"20x": 1000.0, "40x": 900.0, "60x": 800.0}
+FL_BACKGROUND_NUCLEI = (0.4, 0.6)
 FL_SECTION_UM = {"20x": 3.0, "40x": 2.0, "60x": 1.5}  # confocal optical section (full width)
 FL_EMISSION_UM = {1: 0.46, 2: 0.515, 3: 0.60}
 FL_HAZE = 0.15
@@ -377,8 +382,13 @@ def _render_set(root, seed, k, magnification, size, max_shift):
         f = (1 - FL_HAZE) * lmc._blur(d, sigma) + FL_HAZE * lmc._blur(d, FL_HAZE_SIGMA_UM / px)
         f = _misalign(f, centre_rc, mis["dx"], mis["dy"], mis["scale"])
         target = (FL_MEAN_ADU[magnification][ch] - lmc.CAMERA_OFFSET_ADU) * brightness / CAMERA_GAIN
-        mean = float(f[margin // 2:n - margin // 2, margin // 2:n - margin // 2].mean())
-        scale = (1 - bg_frac) * target / mean if mean > 0 else 0.0
+        if ch == 1:
+            inside = f[d > 0]
+            level = float(inside.mean()) if inside.size else 0.0
+            scale = NUCLEUS_SIGNAL_ADU[magnification] * brightness / CAMERA_GAIN / level if level > 0 else 0.0
+        else:
+            mean = float(f[margin // 2:n - margin // 2, margin // 2:n - margin // 2].mean())
+            scale = (1 - bg_frac) * target / mean if mean > 0 else 0.0
         img = lmc._camera(lmc._seq(seed, k, 5, ch), scale * f[crop] + bg_frac * target, CAMERA_GAIN, fread)
         tifffile.imwrite(root / GROUND_TRUTH / fl_name(plan["well"], plan["site"], ch), img)
         fl[FL_CHANNELS[ch]] = {"brightness": brightness, "background_fraction": bg_frac}

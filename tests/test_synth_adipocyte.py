@@ -121,7 +121,11 @@ def test_determinism(split, tmp_path):
 
 
 def test_misalignment_is_measurable(split):
-    """Cross-correlating the in-focus brightfield with the lipid image (the SML method) finds the shift."""
+    """Cross-correlating the in-focus brightfield with the lipid image (the SML method) finds the shift.
+
+    On one 83 µm field (a few cells) the estimate is good to about 1 px; SML take the median over many
+    512² patches of 2154 x 2554 images. So: every set within 1.25 px, all sets together within 0.8 px RMS."""
+    errors, gains = [], []
     for s in _sets(split):
         bf = _in_focus(split, s)
         ld = _read(split / sp.GROUND_TRUTH / fl_name(s["well"], s["site"], 2))
@@ -130,11 +134,15 @@ def test_misalignment_is_measurable(split):
         dy, dx = -shift  # displacement of the fluorescence against the brightfield
         mis = s["misalignment"]
         assert np.hypot(mis["dx"], mis["dy"]) > 1.0
-        assert abs(dx - mis["dx"]) < 0.6 and abs(dy - mis["dy"]) < 0.6, (dx, dy, mis)
+        assert abs(dx - mis["dx"]) < 1.25 and abs(dy - mis["dy"]) < 1.25, (dx, dy, mis)
+        errors.append(np.hypot(dx - mis["dx"], dy - mis["dy"]))
         # moving the brightfield by the recorded shift improves its (anti-)correlation with the lipids
         moved = ndimage.shift(bf, (mis["dy"], mis["dx"]), order=1, mode="nearest")
         inner = (slice(8, -8), slice(8, -8))
-        assert abs(_corr(moved[inner], ld[inner])) > abs(_corr(bf[inner], ld[inner])) + 0.03
+        gains.append(abs(_corr(moved[inner], ld[inner])) - abs(_corr(bf[inner], ld[inner])))
+        assert gains[-1] > 0.005, gains
+    assert np.mean(gains) > 0.03, gains
+    assert np.sqrt(np.mean(np.square(errors))) < 0.8, errors
 
 
 def test_lipid_droplets_dominate_brightfield_contrast(split):
