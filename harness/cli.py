@@ -16,8 +16,16 @@ from vsbench.harness import __version__
 
 EPILOG_EVALUATE = """\
 predictions layout (the container output contract, as on grand-challenge):
-  PRED/<organelle>-fluorescence-ome-tiff/<input file name>   organelle in nucleus, mitochondria, tubulin, actin
-All four outputs are required for every input, even where the split has no ground truth.
+  lmc:       PRED/<organelle>-fluorescence-ome-tiff/<input file name>   organelle in nucleus, mitochondria,
+             tubulin, actin. All four outputs are required for every input, even without ground truth.
+  adipocyte: PRED/<channel>-fluorescence-tiff/<target file name>        channel in nuclei, lipids, cytoplasm;
+             uint16 at the original size, in the raw 16-bit intensity scale (the metrics are on raw values).
+
+adipocyte: one split per magnification; repeat --split/--predictions in pairs to get the total weighted
+by image sets, e.g.  --split s20 --predictions p20 --split s40 --predictions p40.
+Pixel MAE, CellProfiler-feature MAE and their mean per magnification (the organisers' definitions),
+plus a breakdown by z-deviation d. CellProfiler takes about a minute per 2154x2554 image set per core;
+ground-truth features are cached by content hash (--cache-dir, default ~/.cache/vsbench).
 
 exit status: 0 all cases scored; 1 some cases could not be scored (listed in 'errors' of the
 JSON, which is written anyway; --allow-partial makes this 0); 2 bad usage or unusable input.
@@ -147,12 +155,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(per-image results, means per organelle, per modality and per z-deviation, errors, provenance).",
         epilog=EPILOG_EVALUATE, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ev.add_argument("--task", choices=["lmc"], default="lmc", help="benchmark task (default lmc)")
-    ev.add_argument("--split", type=Path, required=True, help="split folder (with ground_truth/)")
-    ev.add_argument("--predictions", type=Path, required=True, help="prediction folder")
+    ev.add_argument("--task", choices=["lmc", "adipocyte"], default="lmc", help="benchmark task (default lmc)")
+    ev.add_argument("--split", type=Path, required=True, action="append",
+                    help="split folder (with ground_truth/); adipocyte: repeat, one per magnification")
+    ev.add_argument("--predictions", type=Path, required=True, action="append",
+                    help="prediction folder, one per --split, in the same order")
     ev.add_argument("--out", type=Path, default=Path("metrics.json"), help="JSON to write (default metrics.json)")
     ev.add_argument("--allow-partial", action="store_true", help="exit 0 even if some cases could not be scored")
-    ev.add_argument("--workers", type=int, default=None, help="threads (default: up to 4)")
+    ev.add_argument("--workers", type=int, default=None,
+                    help="lmc: threads (default up to 4); adipocyte: processes (default: CPU count)")
+    ev.add_argument("--cache-dir", type=Path, default=None,
+                    help="adipocyte: feature cache folder (default $VSBENCH_CACHE_DIR or ~/.cache/vsbench)")
+    ev.add_argument("--no-cache", action="store_true", help="adipocyte: measure every image set again")
+    ev.add_argument("--no-generic", action="store_true",
+                    help="adipocyte: skip the generic per-channel metrics (MAE, SSIM, PCC, E_dist, C_dist)")
+    ev.add_argument("--cellprofiler", action="store_true",
+                    help="lmc: also measure nuclei with CellProfiler (count, size, shape, intensity) in the nucleus "
+                    "ground truth and prediction; their relative errors become CP_* nucleus metrics")
     ev.set_defaults(func=_cmd_evaluate)
 
     show = sub.add_parser("show", help="print the organelle x metric x z-deviation table of a metrics.json",
@@ -256,12 +275,45 @@ def _cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def _evaluate_adipocyte(args) -> int:
+    from vsbench.harness.evaluate import write_metrics
+    from vsbench.harness.evaluate_adipocyte import evaluate_adipocyte, summary_text, write_feature_csvs
+    from vsbench.harness.feature_cache import default_cache_dir
+    from vsbench.harness.split import Split
+
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    pairs = [(Split(s), p) for s, p in zip(args.split, args.predictions, strict=True)]
+    metrics = evaluate_adipocyte(pairs, workers=args.workers, progress=not args.quiet, cache_dir=cache,
+                                 generic=not args.no_generic)
+    write_metrics(metrics, args.out)
+    csvs = write_feature_csvs(metrics, args.out.parent / (args.out.stem + "-features"))
+    print(summary_text(metrics))
+    errors = metrics["errors"]
+    print(f"wrote {args.out} and {len(csvs)} feature table(s) in {csvs[0].parent}: "
+          f"{metrics['provenance']['n_sets']} image sets, {len(errors)} error(s)")
+    if errors and not args.allow_partial:
+        first = errors[0]
+        print(f"vsbench: error: {len(errors)} image set(s) could not be scored, first: {first['image_set']}: "
+              f"{first['reason']} (see 'errors' in {args.out}; --allow-partial to accept)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_evaluate(args) -> int:
     from vsbench.harness.evaluate import evaluate_lmc, tidy_from_metrics, write_metrics
     from vsbench.harness.report import metrics_table_text
     from vsbench.harness.split import Split
 
-    metrics = evaluate_lmc(Split(args.split), args.predictions, workers=args.workers, progress=not args.quiet)
+    if len(args.split) != len(args.predictions):
+        raise ValueError(f"give one --predictions per --split ({len(args.split)} splits, "
+                         f"{len(args.predictions)} prediction folders)")
+    if args.task == "adipocyte":
+        return _evaluate_adipocyte(args)
+    if len(args.split) > 1:
+        raise ValueError("--task lmc scores one split at a time")
+    args.split, args.predictions = args.split[0], args.predictions[0]
+    metrics = evaluate_lmc(Split(args.split), args.predictions, workers=args.workers, progress=not args.quiet,
+                           cellprofiler=args.cellprofiler)
     write_metrics(metrics, args.out)
     print(metrics_table_text(tidy_from_metrics(metrics), "mean per organelle x metric x z-deviation"))
     errors = metrics["errors"]

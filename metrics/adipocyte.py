@@ -274,8 +274,25 @@ class PixelMAEAccumulator:
             raise ValueError(f"{role} image set of shape {arr.shape}: expected ({len(self._state)}, H, W)")
         return dict(zip(self._state, arr, strict=True))
 
-    def result(self) -> dict[str, Any]:
+    def merge(self, other: PixelMAEAccumulator) -> PixelMAEAccumulator:
+        """Add everything ``other`` holds (e.g. one image set scored in a worker process); returns self."""
+        if other.channels != self.channels:
+            raise ValueError(f"cannot merge accumulators of channels {other.channels} into {self.channels}")
+        for c, st in self._state.items():
+            o = other._state[c]
+            st.abs_sum_int += o.abs_sum_int
+            st.abs_sum_float += o.abs_sum_float
+            st.n_pixels += o.n_pixels
+            st.n_sets += o.n_sets
+            st.hist += o.hist
+            st.kept.extend(o.kept)
+        return self
+
+    def result(self, given_normalisers: Mapping[str, float] | None = None) -> dict[str, Any]:
         """The pooled pixel MAE of everything added.
+
+        ``given_normalisers`` {channel: value} replaces the pooled target medians of these sets (rule
+        ``"given"``): a subset of a split (e.g. one z-deviation) is scored with the split's medians.
 
         Returns
         -------
@@ -301,6 +318,8 @@ class PixelMAEAccumulator:
                 median = _histogram_median(st.hist)
                 mean_abs = float(np.dot(np.arange(_HIST_BINS, dtype=np.float64), st.hist)) / st.n_pixels
             value, rule = _normaliser(median, mean_abs)
+            if given_normalisers is not None:
+                value, rule = float(given_normalisers[self._key(c)]), "given"
             mae = (st.abs_sum_int + st.abs_sum_float) / st.n_pixels
             per_channel[c] = float(mae / abs(value))
             medians[c] = median
