@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from vsbench.harness import __version__
-from vsbench.harness.omeio import ImageReadError, read_image
+from vsbench.harness.omeio import ImageReadError, read_image, read_plane
 from vsbench.harness.predict import RUN_RECORD, prediction_path
 from vsbench.harness.split import BEST_Z_CSV, GROUND_TRUTH, LMC_ORGANELLE_FILES, LMCCase, Split, sha256_file
 from vsbench.metrics import aggregate
@@ -59,7 +59,7 @@ class _TargetCache:
         return image
 
 
-def _score_case(split: Split, predictions: Path, case: LMCCase, targets: _TargetCache):
+def _score_case(split: Split, predictions: Path, case: LMCCase, targets: _TargetCache, cellprofiler: bool = False):
     entry = {
         "image": case.name,
         "modality": case.modality,
@@ -89,7 +89,32 @@ def _score_case(split: Split, predictions: Path, case: LMCCase, targets: _Target
             entry[organelle] = organelle_metrics(organelle, gt, pred)
         except (ImageReadError, MetricInputError) as exc:
             errors.append({"image": case.name, "organelle": organelle, "reason": str(exc)})
+            continue
+        if cellprofiler and organelle == "nucleus":
+            try:
+                entry[organelle].update(_cp_nucleus_metrics(split, case, targets, gt, pred))
+            except Exception as exc:  # CellProfiler's library raises many types; the case's other metrics stand
+                errors.append({"image": case.name, "organelle": organelle, "reason": f"CellProfiler: {exc}"})
     return entry, errors
+
+
+def _cp_nucleus_metrics(split: Split, case: LMCCase, targets: _TargetCache, gt: np.ndarray,
+                        pred: np.ndarray) -> dict[str, float]:
+    """The ``CP_`` metrics of one nucleus prediction (:mod:`vsbench.metrics.cp_nuclei`). The target's
+    features are measured once per target file, cached by its sha256 in the split manifest; the
+    target's pixel size (OME PhysicalSizeX, µm) sets the nucleus diameter of both pipelines."""
+    from vsbench.metrics import cp_nuclei  # imports CellProfiler's library: only when asked for
+
+    path = split.target_path(case, "nucleus")
+
+    def measure() -> tuple[float | None, dict[str, float]]:
+        meta = read_plane(path)[1]
+        pixel_size = meta.physical_size_x or meta.physical_size_y
+        return pixel_size, cp_nuclei.nucleus_features(gt, pixel_size)
+
+    pixel_size, target = cp_nuclei.TARGET_FEATURES.get(targets.digests[path.relative_to(split.root).as_posix()],
+                                                       measure)
+    return cp_nuclei.nucleus_feature_errors(target, cp_nuclei.nucleus_features(pred, pixel_size))
 
 
 def _predictions_digest(predictions: Path) -> str:
@@ -99,8 +124,13 @@ def _predictions_digest(predictions: Path) -> str:
     return h.hexdigest()
 
 
-def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, progress: bool = True) -> dict:
-    """Score ``predictions`` (container output layout) on an LMC ``split``; returns metrics.json."""
+def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, progress: bool = True,
+                 cellprofiler: bool = False) -> dict:
+    """Score ``predictions`` (container output layout) on an LMC ``split``; returns metrics.json.
+
+    ``cellprofiler`` adds CellProfiler nucleus measurements to every nucleus score: the ``CP_`` relative
+    errors of :mod:`vsbench.metrics.cp_nuclei`, carried through every mean like the other metrics, and
+    ``provenance['cellprofiler']`` (metric names, pipeline, library version)."""
     predictions = Path(predictions)
     if split.task != "lmc":
         raise ValueError(f"{split.root} is a '{split.task}' split, not 'lmc'")
@@ -115,7 +145,7 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
         raise ValueError(f"{best_z}: differs from the split's manifest (run 'vsbench data verify')")
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_score_case, split, predictions, c, targets) for c in cases]
+        futures = [pool.submit(_score_case, split, predictions, c, targets, cellprofiler) for c in cases]
         done = [f.result() for f in tqdm(futures, desc="evaluate", unit="case", disable=not progress)]
     results = [entry for entry, _ in done]
     errors = [e for _, errs in done for e in errs]
@@ -124,7 +154,7 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
     means = aggregate.organelle_means(table)
     run_record = predictions / RUN_RECORD
     algorithm = json.loads(run_record.read_text()).get("algorithm") if run_record.is_file() else None
-    return {
+    metrics = {
         "results": [_json_safe(r) for r in results],
         "aggregates": means,
         "agregate": means,  # the organisers' spelling, read by their leaderboard tooling
@@ -147,6 +177,12 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
             "n_errors": len(errors),
         },
     }
+    if cellprofiler:
+        from vsbench.metrics import cp_nuclei
+
+        metrics["provenance"]["metrics"]["nucleus"] += list(cp_nuclei.CP_METRICS)
+        metrics["provenance"]["cellprofiler"] = {"organelle": "nucleus", **cp_nuclei.provenance()}
+    return metrics
 
 
 def _json_safe(entry: dict) -> dict:

@@ -77,7 +77,10 @@ def _features(images: list[np.ndarray], magnification: str, cache: FeatureCache,
         return row, True
     from vsbench.metrics.cp_adipocyte import adipocyte_features  # heavy import, in the worker only
 
-    row = adipocyte_features(*images, magnification).features
+    try:
+        row = adipocyte_features(*images, magnification).features
+    except Exception as exc:  # CellProfiler's own checks (e.g. an image smaller than an adaptive window)
+        raise _SetError(f"CellProfiler pipeline failed: {str(exc).strip().splitlines()[-1].strip()}") from None
     cache.put(key, row)
     return row, False
 
@@ -303,8 +306,10 @@ def evaluate_adipocyte(pairs: list[tuple[Split, Path]], workers: int | None = No
         parts = [_evaluate_split(s, Path(p), pool, cache_dir, generic, progress) for s, p in pairs]
 
     per_mag = {p["magnification"]: {k: v for k, v in p["score"].items()} for p in parts}
-    total = am.weighted_total({m: {"feature_mae": v["feature_mae"], "pixel_mae": v["pixel_mae"], "mae": v["mae"],
-                                   "n_sets": v["n_sets"]} for m, v in per_mag.items() if v["n_sets"]})
+    scored = {m: {"feature_mae": v["feature_mae"], "pixel_mae": v["pixel_mae"], "mae": v["mae"], "n_sets": v["n_sets"]}
+              for m, v in per_mag.items() if v["n_sets"]}
+    total = am.weighted_total(scored) if scored else {"n_sets": 0, "pixel_mae": None, "feature_mae": None,
+                                                      "mae": None}
     errors = [e | {"magnification": p["magnification"]} for p in parts for e in p["errors"]]
     metrics = {
         "task": "adipocyte",

@@ -15,7 +15,8 @@ def _fmt(value: float) -> str:
 
 
 def _labels(index) -> list[str]:
-    return [f"{o:<13}{m:<7}{'↑' if HIGHER_IS_BETTER.get(m) else '↓'}" for o, m in index]
+    width = max([7] + [len(m) + 1 for _, m in index])  # longer names: the CP_* metrics of --cellprofiler
+    return [f"{o:<13}{m:<{width}}{'↑' if HIGHER_IS_BETTER.get(m) else '↓'}" for o, m in index]
 
 
 def deviation_table_text(table: pd.DataFrame, title: str = "") -> str:
