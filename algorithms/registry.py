@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from vsbench.algorithms.adipocyte_base import AdipocytePredictor
 from vsbench.algorithms.base import Predictor
 
 _ENTRIES = {
@@ -13,11 +14,28 @@ _ENTRIES = {
     "train-mean": "vsbench.algorithms.baselines:TrainMeanBaseline",
     "filterbank": "vsbench.algorithms.baselines:FilterBankRegression",
     "tiny-unet": "vsbench.algorithms.unet:TinyUNet",
+    "adipocyte-train-median": "vsbench.algorithms.adipocyte_baselines:AdipocyteTrainMedian",
+    "adipocyte-ridge": "vsbench.algorithms.adipocyte_baselines:AdipocyteRidge",
+}
+# The task (split manifest "task") each algorithm predicts; "lmc" unless listed. Kept here, not read from
+# the classes, so listing and dispatching never import an algorithm's module.
+_TASKS = {
+    "adipocyte-train-median": "adipocyte",
+    "adipocyte-ridge": "adipocyte",
 }
 
 
-def algorithm_names() -> list[str]:
-    return list(_ENTRIES)
+def algorithm_names(task: str | None = "lmc") -> list[str]:
+    """Names of the algorithms of ``task`` (default ``lmc``, what callers from before other tasks expect);
+    ``task=None``: every algorithm."""
+    return [name for name in _ENTRIES if task is None or algorithm_task(name) == task]
+
+
+def algorithm_task(name: str) -> str:
+    """The task (``lmc``, ``adipocyte``) the named algorithm predicts; :class:`ValueError` if unknown."""
+    if name not in _ENTRIES:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(_ENTRIES)}")
+    return _TASKS.get(name, "lmc")
 
 
 def algorithm_class(name: str) -> type:
@@ -28,6 +46,6 @@ def algorithm_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_algorithm(name: str) -> Predictor:
+def make_algorithm(name: str) -> Predictor | AdipocytePredictor:
     """A fresh instance of the named algorithm with its default settings."""
     return algorithm_class(name)()

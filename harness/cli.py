@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred = sub.add_parser(
         "predict", help="run an in-process algorithm on a split",
         description="Run an algorithm on every input of a split and write its predictions in the container "
-        "output layout. A rerun skips cases already done; failures are recorded in OUT/run.json.",
+        "output layout. A rerun skips cases already done; failures are recorded in OUT/run.json. The split's task "
+        "(lmc or adipocyte) picks the layout; the algorithm must be one of that task. Adipocyte layout: "
+        "OUT/<channel>-fluorescence-tiff/<ground-truth file name>, channel in nuclei, lipids, cytoplasm, uint16.",
     )
     pred.add_argument("--split", type=Path, required=True, help="split to predict (only inputs/ is read)")
     pred.add_argument("--algorithm", required=True, help="algorithm name (see 'vsbench algorithms')")
@@ -249,25 +251,39 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_algorithms(args) -> int:
-    from vsbench.algorithms.registry import algorithm_class, algorithm_names
+    from vsbench.algorithms.registry import algorithm_class, algorithm_names, algorithm_task
 
-    for name in algorithm_names():
+    names = algorithm_names(task=None)
+    width = max(len(n) for n in names)
+    for name in names:
         cls = algorithm_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         learns = " (learns: needs --train)" if hasattr(cls, "fit") else ""
-        print(f"{name:<12} {doc}{learns}")
+        print(f"{name:<{width}}  {algorithm_task(name):<9}  {doc}{learns}")
     return 0
 
 
 def _cmd_predict(args) -> int:
-    from vsbench.algorithms.registry import make_algorithm
+    from vsbench.algorithms.registry import algorithm_task, make_algorithm
     from vsbench.harness.predict import fit_if_needed, run_predictor
     from vsbench.harness.split import Split
 
-    predictor = make_algorithm(args.algorithm)
+    task = algorithm_task(args.algorithm)
     split = Split(args.split)
-    fit_if_needed(predictor, Split(args.train) if args.train else None)
-    record = run_predictor(predictor, split, args.out, overwrite=args.overwrite, progress=not args.quiet)
+    train = Split(args.train) if args.train else None
+    for s in (split, train):
+        if s is not None and s.task != task:
+            raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
+    predictor = make_algorithm(args.algorithm)
+    if task == "adipocyte":
+        from vsbench.harness.predict_adipocyte import fit_adipocyte_if_needed, run_adipocyte_predictor
+
+        fit_adipocyte_if_needed(predictor, train, for_split=split)
+        record = run_adipocyte_predictor(predictor, split, args.out, overwrite=args.overwrite,
+                                         progress=not args.quiet)
+    else:
+        fit_if_needed(predictor, train)
+        record = run_predictor(predictor, split, args.out, overwrite=args.overwrite, progress=not args.quiet)
     failed = [c for c in record["cases"] if c["status"] != "ok"]
     print(f"{args.out}: {len(record['cases']) - len(failed)} cases predicted, {len(failed)} failed")
     for c in failed[:10]:
