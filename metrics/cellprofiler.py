@@ -92,7 +92,35 @@ def enhance_speckles(image: np.ndarray, feature_size: int) -> np.ndarray:
 
 
 def enhance_dark_holes(image: np.ndarray, hole_sizes: tuple[int, int]) -> np.ndarray:
-    """EnhanceOrSuppressFeatures, Enhance, Dark holes with the "Range of hole sizes" setting."""
+    """EnhanceOrSuppressFeatures, Enhance, Dark holes with the "Range of hole sizes" setting.
+
+    The library's ``enhance_dark_holes`` step for step (erode the inverted image by disk(1) once per
+    radius, reconstruct it, keep the largest difference between successive reconstructions over the
+    radii in range), with skimage's reconstruction replaced by the exact numba one of
+    :mod:`vsbench.metrics._morphology` (same values, about 50 s less per 2154 x 2554 image; tested
+    against the library's function)."""
+    import skimage.morphology
+
+    from vsbench.metrics._morphology import reconstruction_dilation_cross
+
+    min_radius = max(1, int(hole_sizes[0] / 2))  # as the library and CellProfiler's module compute them
+    max_radius = int((hole_sizes[1] + 1) / 2)
+    footprint = skimage.morphology.disk(1)
+    inverted = image.max() - image
+    previous = inverted
+    eroded = inverted
+    result = np.zeros(image.shape)
+    for i in range(max_radius + 1):
+        eroded = skimage.morphology.erosion(eroded, footprint)
+        reconstructed = reconstruction_dilation_cross(eroded, inverted)
+        if i >= min_radius:
+            result = np.maximum(result, previous - reconstructed)
+        previous = reconstructed
+    return result
+
+
+def enhance_dark_holes_library(image: np.ndarray, hole_sizes: tuple[int, int]) -> np.ndarray:
+    """The same through the library's own function (slow; kept to test :func:`enhance_dark_holes`)."""
     return enhance_or_suppress_features(
         image, np.ones(image.shape, bool), method=OperationMethod.ENHANCE, enhance_method=EnhanceMethod.DARK_HOLES,
         dark_hole_radius_min=int(hole_sizes[0]), dark_hole_radius_max=int(hole_sizes[1]))
