@@ -30,6 +30,7 @@ Module order (numbers as in the .cppipe):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -136,6 +137,13 @@ def adipocyte_features(hoechst: np.ndarray, bodipy: np.ndarray, celltracker: np.
     if magnification not in SETTINGS:
         raise ValueError(f"magnification must be one of {sorted(SETTINGS)}, got {magnification!r}")
     _check({"C01": hoechst, "C02": bodipy, "C03": celltracker})
+    # CellProfiler's own divisions (FormFactor of a zero-perimeter object, ...) give inf/NaN by design
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _run(hoechst, bodipy, celltracker, magnification, keep_labels)
+
+
+def _run(hoechst, bodipy, celltracker, magnification, keep_labels) -> AdipocyteMeasurement:
     s = SETTINGS[magnification]
     img = {"Hoechst": cp.to_cp_scale(hoechst), "Bodipy": cp.to_cp_scale(bodipy),
            "CellTrackerRed": cp.to_cp_scale(celltracker)}

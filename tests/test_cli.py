@@ -11,7 +11,7 @@ from vsbench.harness.split import Split
 
 SUBCOMMANDS = [
     [], ["data"], ["data", "synth"], ["data", "synth", "lmc"], ["data", "synth", "adipocyte"],
-    ["data", "import", "lmc"], ["data", "verify"],
+    ["data", "import", "lmc"], ["data", "import", "adipocyte"], ["data", "verify"],
     ["algorithms"], ["predict"], ["evaluate"], ["show"], ["demo"],
 ]
 
