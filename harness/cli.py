@@ -351,6 +351,11 @@ def _cmd_show(args) -> int:
         metrics = json.loads(Path(args.metrics).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{args.metrics}: not a readable metrics.json ({exc})") from None
+    if metrics.get("task") == "adipocyte":
+        from vsbench.harness.evaluate_adipocyte import summary_text
+
+        print(f"{args.metrics}\n{summary_text(metrics)}")
+        return 0
     print(metrics_table_text(tidy_from_metrics(metrics), f"{args.metrics}"))
     return 0
 

@@ -164,6 +164,8 @@ def test_cli_prints_the_scores_and_exits_1_on_missing(split20, blurred, tmp_path
     text = capsys.readouterr().out
     assert "pixel MAE" in text and "feature MAE" in text and "by z-deviation" in text
     assert (out.parent / "metrics-features" / "Adipocytes_Image_20x_targets.csv").is_file()
+    assert main(["show", str(out)]) == 0
+    assert "feature MAE" in capsys.readouterr().out
     partial = tmp_path / "partial"
     shutil.copytree(blurred, partial)
     shutil.rmtree(partial / "cytoplasm-fluorescence-tiff")
