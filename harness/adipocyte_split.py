@@ -25,6 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from vsbench.harness.split import GROUND_TRUTH, Split, SplitError
 
 TASK = "adipocyte"
@@ -199,3 +201,19 @@ def adipocyte_sets(split: Split) -> list[AdipocyteSet]:
             targets={c: found[c] for c in CHANNELS if c in found},
         ))
     return sets
+
+
+def read_uint16_plane(path: Path) -> np.ndarray:
+    """One 2-D uint16 plane from a TIFF; :class:`ValueError` (one line naming the file) otherwise."""
+    import tifffile
+
+    try:
+        image = tifffile.imread(path)
+    except Exception as exc:  # tifffile raises many kinds on a truncated or foreign file
+        raise ValueError(f"{Path(path).name}: unreadable TIFF ({type(exc).__name__})") from None
+    image = np.squeeze(np.asarray(image))
+    if image.ndim != 2:
+        raise ValueError(f"{Path(path).name}: expected one 2-D plane, found shape {image.shape}")
+    if image.dtype != np.uint16:
+        raise ValueError(f"{Path(path).name}: expected uint16 (raw 16-bit intensities), found {image.dtype}")
+    return image

@@ -33,11 +33,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import tifffile
 from tqdm import tqdm
 
 from vsbench.harness import __version__
-from vsbench.harness.adipocyte_split import CHANNELS, AdipocyteSet, adipocyte_sets, split_magnification
+from vsbench.harness.adipocyte_split import (
+    CHANNELS,
+    AdipocyteSet,
+    adipocyte_sets,
+    read_uint16_plane,
+    split_magnification,
+)
 from vsbench.harness.evaluate import _predictions_digest
 from vsbench.harness.feature_cache import FeatureCache, cellprofiler_library_version, feature_key
 from vsbench.harness.split import GROUND_TRUTH, Split, sha256_file
@@ -58,14 +63,9 @@ class _SetError(Exception):
 
 def _read_uint16(path: Path, what: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
     try:
-        image = tifffile.imread(path)
-    except Exception as exc:  # tifffile raises many kinds on a broken file
-        raise _SetError(f"{what} {path.name}: unreadable TIFF ({type(exc).__name__})") from None
-    image = np.squeeze(image)
-    if image.ndim != 2:
-        raise _SetError(f"{what} {path.name}: expected one 2-D plane, got shape {image.shape}")
-    if image.dtype != np.uint16:
-        raise _SetError(f"{what} {path.name}: expected uint16 (raw 16-bit intensities), got {image.dtype}")
+        image = read_uint16_plane(path)
+    except ValueError as exc:
+        raise _SetError(f"{what} {exc}") from None
     if shape is not None and image.shape != shape:
         raise _SetError(f"{what} {path.name}: shape {image.shape} differs from the ground truth's {shape}")
     return image

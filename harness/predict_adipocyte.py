@@ -42,8 +42,15 @@ from vsbench.algorithms.adipocyte_base import (
     check_outputs,
 )
 from vsbench.harness import __version__
-from vsbench.harness.adipocyte_split import TASK, AdipocyteSet, adipocyte_sets, split_magnification, target_name
-from vsbench.harness.predict import RUN_RECORD  # the same record file as LMC's
+from vsbench.harness.adipocyte_split import (
+    TASK,
+    AdipocyteSet,
+    adipocyte_sets,
+    read_uint16_plane,
+    split_magnification,
+    target_name,
+)
+from vsbench.harness.predict import RUN_RECORD, _write_json  # the same record file as LMC's
 from vsbench.harness.split import Split
 
 
@@ -57,24 +64,11 @@ def prediction_path(predictions: Path, channel: str, aset: AdipocyteSet) -> Path
     return output_dir(predictions, channel) / target_name(aset.well, aset.site, channel)
 
 
-def _read_uint16(path: Path) -> np.ndarray:
-    try:
-        img = tifffile.imread(path)
-    except Exception as exc:  # tifffile raises many types on truncated or garbage files
-        raise ValueError(f"{path.name}: unreadable TIFF ({type(exc).__name__})") from None
-    img = np.asarray(img)
-    if img.ndim != 2:
-        raise ValueError(f"{path.name}: expected one 2-D plane, found shape {img.shape}")
-    if img.dtype != np.uint16:
-        raise ValueError(f"{path.name}: expected uint16, found {img.dtype}")
-    return img
-
-
 def load_adipocyte_case(split: Split, aset: AdipocyteSet) -> AdipocyteCase:
     """The 7 brightfield planes of ``aset`` as an :class:`AdipocyteCase`; :class:`ValueError` (one line)
     if a plane is unreadable, not a uint16 2-D image, or of another shape than Z01."""
     paths = aset.input_paths(split)
-    planes = [_read_uint16(p) for p in paths]
+    planes = [read_uint16_plane(p) for p in paths]
     for path, plane in zip(paths, planes, strict=True):
         if plane.shape != planes[0].shape:
             raise ValueError(f"{path.name}: shape {plane.shape} differs from Z01's {planes[0].shape}")
@@ -93,7 +87,7 @@ def adipocyte_training_examples(split: Split) -> Iterator[AdipocyteTrainingExamp
         case = load_adipocyte_case(split, aset)
         targets = {}
         for channel in aset.targets:
-            target = _read_uint16(aset.target_path(split, channel))
+            target = read_uint16_plane(aset.target_path(split, channel))
             if target.shape != case.shape:
                 raise ValueError(f"{aset.target_path(split, channel).name}: shape {target.shape} differs from "
                                  f"the input planes' {case.shape}")
@@ -178,12 +172,6 @@ def run_adipocyte_predictor(
     record["cases"] = [statuses[s.key] for s in sets if s.key in statuses]
     _write_json(record_path, record)
     return record
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def _tmp_path(path: Path) -> Path:
