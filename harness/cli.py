@@ -24,7 +24,7 @@ predictions layout (the container output contract, as on grand-challenge):
 adipocyte: one split per magnification; repeat --split/--predictions in pairs to get the total weighted
 by image sets, e.g.  --split s20 --predictions p20 --split s40 --predictions p40.
 Pixel MAE, CellProfiler-feature MAE and their mean per magnification (the organisers' definitions),
-plus a breakdown by z-deviation d. CellProfiler takes about a minute per 2154x2554 image set per core;
+plus a breakdown by z-deviation d. CellProfiler takes about 75 s per 2154x2554 image per core;
 ground-truth features are cached by content hash (--cache-dir, default ~/.cache/vsbench).
 
 exit status: 0 all cases scored; 1 some cases could not be scored (listed in 'errors' of the
@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=Path("metrics.json"), help="JSON to write (default metrics.json)")
     ev.add_argument("--allow-partial", action="store_true", help="exit 0 even if some cases could not be scored")
     ev.add_argument("--workers", type=int, default=None,
-                    help="lmc: threads (default up to 4); adipocyte: processes (default: CPU count)")
+                    help="lmc: threads (default up to 4); adipocyte: processes (default: one per core, "
+                         "as many as the free memory holds at 1.5 GB each)")
     ev.add_argument("--cache-dir", type=Path, default=None,
                     help="adipocyte: feature cache folder (default $VSBENCH_CACHE_DIR or ~/.cache/vsbench)")
     ev.add_argument("--no-cache", action="store_true", help="adipocyte: measure every image set again")

@@ -153,7 +153,7 @@ def _score_set(job: _Job) -> dict:
     return out
 
 
-def _table(rows: dict[str, dict[str, float]], sets: dict[str, AdipocyteSet]) -> pd.DataFrame:
+def _table(rows: dict[str, dict[str, float]]) -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(am.ADIPOCYTE_FEATURES))
     return frame.reindex(sorted(frame.index))
 
@@ -220,9 +220,9 @@ def _evaluate_split(split: Split, predictions: Path, pool, cache_root: Path | No
         raise ValueError(f"{split.root}: ground truth of {truth_failed[0]} cannot be measured: "
                          f"{done[truth_failed[0]]['errors'][0]['reason']}")
 
-    targ = _table({k: d["target_features"] for k, d in done.items()}, sets)
+    targ = _table({k: d["target_features"] for k, d in done.items()})
     pred_rows = {k: d["prediction_features"] for k, d in done.items() if d["prediction_features"] is not None}
-    pred = _table(pred_rows, sets) if pred_rows else targ.iloc[0:0]
+    pred = _table(pred_rows) if pred_rows else targ.iloc[0:0]
     accs = {k: d["accumulator"] for k, d in done.items()}
     feat_norm = am.feature_normalisers(targ)
     truth_acc = am.PixelMAEAccumulator(CHANNELS)  # the split's pooled target medians, over every set
