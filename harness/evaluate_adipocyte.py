@@ -210,9 +210,12 @@ def _evaluate_split(split: Split, predictions: Path, pool, cache_root: Path | No
     jobs = [_Job(split.root, Path(predictions), s, magnification, digests, cache_root, generic) for s in sets.values()]
     futures = [pool.submit(_score_set, j) for j in jobs]
     done = {}
+    truth_acc = am.PixelMAEAccumulator(CHANNELS)  # the split's pooled target medians, over every set
     for fut in tqdm(as_completed(futures), total=len(futures), desc=f"evaluate {magnification}", unit="set",
                     disable=not progress):
         res = fut.result()
+        if res["truth"] is not None:
+            truth_acc.merge(res.pop("truth"))  # 1.5 MB of histograms per set: merged as they arrive
         done[res["key"]] = res
     errors = [e for k in sorted(done) for e in done[k]["errors"]]
     truth_failed = [k for k in sorted(done) if done[k]["target_features"] is None]
@@ -225,9 +228,6 @@ def _evaluate_split(split: Split, predictions: Path, pool, cache_root: Path | No
     pred = _table(pred_rows) if pred_rows else targ.iloc[0:0]
     accs = {k: d["accumulator"] for k, d in done.items()}
     feat_norm = am.feature_normalisers(targ)
-    truth_acc = am.PixelMAEAccumulator(CHANNELS)  # the split's pooled target medians, over every set
-    for k in sorted(done):
-        truth_acc.merge(done[k]["truth"])
     pixel_norm = {c: v["value"] for c, v in truth_acc.result()["normalisers"].items()}
     scored = [k for k in sorted(done) if accs[k] is not None]
     if not scored:
