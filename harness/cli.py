@@ -137,6 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
                            description="List the algorithms 'vsbench predict' can run.")
     algos.set_defaults(func=_cmd_algorithms)
 
+    model = sub.add_parser("model", help="describe the deep models (networks, parameter counts, configs)",
+                           description="Describe the deep models of the benchmark's reference solutions.")
+    model_sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+    info = model_sub.add_parser(
+        "info", help="networks, exact parameter counts, inputs, outputs and hyper-parameters of a model config",
+        description="Build every network of a model configuration (without allocating weights) and print "
+        "its parameter counts, what it takes and gives, and its hyper-parameters. patchgan: the Soft Matter Lab "
+        "(GU) two-stage Patch-GAN; paper-20x (Model 1 + stage-2 nuclei and cytoplasm), paper-40x, paper-60x, "
+        "and tiny (CPU-sized). 'total' counts every generator and discriminator the config trains.",
+    )
+    info.add_argument("model", choices=["patchgan"], help="model family")
+    info.add_argument("--config", default="paper-20x", choices=["paper-20x", "paper-40x", "paper-60x", "tiny"],
+                      help="configuration (default paper-20x)")
+    info.add_argument("--json", action="store_true", help="print the model card as JSON")
+    info.set_defaults(func=_cmd_model_info)
+
     pred = sub.add_parser(
         "predict", help="run an in-process algorithm on a split",
         description="Run an algorithm on every input of a split and write its predictions in the container "
@@ -261,6 +277,30 @@ def _cmd_algorithms(args) -> int:
         doc = (cls.__doc__ or "").strip().splitlines()[0]
         learns = " (learns: needs --train)" if hasattr(cls, "fit") else ""
         print(f"{name:<{width}}  {algorithm_task(name):<9}  {doc}{learns}")
+    return 0
+
+
+def _cmd_model_info(args) -> int:
+    from vsbench.algorithms.patchgan.config import model_card
+
+    card = model_card(args.config)
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    print(f"{card['model']} {card['config_name']}: {card['description']}")
+    totals = {"generator_total": ("generator", "inference model"), "total": ("total", "all networks")}
+    width = max(len(n) for n in [*card["networks"], *(label for _, label in totals.values())])
+    for name, n in card["networks"].items():
+        print(f"  {name:<{width}}  {n:>12,}")
+    published = card.get("published", {})
+    for key, (ref_key, label) in totals.items():
+        ref = published.get(ref_key)
+        note = "" if ref is None else f"  (published {ref:,}{'' if ref == card[key] else ', differs'})"
+        print(f"  {label:<{width}}  {card[key]:>12,}{note}")
+    for section in ("inputs", "outputs"):
+        for key, text in card[section].items():
+            print(f"{section[:-1]} {key}: {text}")
+    print("config: " + ", ".join(f"{k}={v}" for k, v in card["config"].items() if k != "description"))
     return 0
 
 
