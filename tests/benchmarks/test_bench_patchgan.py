@@ -1,0 +1,42 @@
+"""Full-size CPU inference of the Patch-GAN generator (Model 1, 7 brightfield planes -> 3 channels).
+
+One 2154 x 2554 image set (the 20x/40x size, adipocyte.md §2.2), batch 1, padded to multiples of 32 as
+the Soft Matter Lab code does for full frames (adipocyte.md §2.2, ``PadToMultiplesOf``) and cropped
+back, cast to uint16. The paper-size network (breadth 32, depth 5; 8,784,073 weights) with its
+initial weights: the cost does not depend on their values. The report's figure for comparison is
+0.27-0.39 s per image on an A100 (adipocyte.md §3.5). Nothing asserts on time; peak memory is about
+10 GB. Run: ``pytest tests/benchmarks/test_bench_patchgan.py -q``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vsbench.algorithms.patchgan.networks import PatchGANGenerator, count_parameters
+
+SHAPE = (2154, 2554)
+MULTIPLE = 32
+
+
+def _infer(generator: torch.nn.Module, planes: np.ndarray) -> np.ndarray:
+    h, w = planes.shape[-2:]
+    ph, pw = -h % MULTIPLE, -w % MULTIPLE
+    x = torch.from_numpy(planes.astype(np.float32))[None]
+    x = F.pad(x, (0, pw, 0, ph))
+    with torch.inference_mode():
+        y = generator(x)[0, :, :h, :w]
+    return np.clip(np.rint(y.numpy()), 0, 65535).astype(np.uint16)
+
+
+@pytest.mark.slow
+def test_full_size_inference_cpu(benchmark):
+    torch.manual_seed(0)
+    generator = PatchGANGenerator().eval()
+    assert count_parameters(generator) == 8_784_073
+    planes = np.random.default_rng(0).integers(1500, 4000, (7, *SHAPE), dtype=np.uint16)
+    out = benchmark.pedantic(_infer, args=(generator, planes), rounds=1, iterations=1)
+    benchmark.extra_info.update({"image_shape": list(SHAPE), "threads": torch.get_num_threads()})
+    assert out.shape == (3, *SHAPE) and out.dtype == np.uint16
