@@ -106,6 +106,44 @@ def _add_import_adipocyte(sub) -> None:
     p.set_defaults(func=_cmd_import_adipocyte)
 
 
+def _registration(text: str) -> str | int:
+    if text in ("dz", "focus"):
+        return text
+    if text.isdigit() and 1 <= int(text) <= 7:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"must be dz, focus or a plane 1..7, not {text!r}")
+
+
+def _add_align(sub) -> None:
+    align = sub.add_parser(
+        "align", help="measure the brightfield-to-fluorescence misalignment of an adipocyte split",
+        description="Brightfield-to-fluorescence alignment of the adipocyte data (Soft Matter Lab report §2, "
+        "'Image alignment'; adipocyte.md §3.4).",
+    )
+    align_sub = align.add_subparsers(dest="align_command", metavar="ACTION", required=True)
+    p = align_sub.add_parser(
+        "estimate", help="measure the offset of every image set, fit the site model and the scale M",
+        description="Cross-correlate the brightfield with the lipid-droplet image of every image set of SPLIT "
+        "(FFT, on patches, Gaussian fit to the peak), fit the scale M from how the patch offsets grow with the "
+        "distance from the image centre, iterate (apply the affine, measure the residual) until the residual is "
+        "below --tolerance, and fit the site model dx = Ax sin(phi) + Bx cos(phi) + Cx (same for y), "
+        "phi = 2 pi (site - 1) / N_sites. Prints per site the measured and model (dx, dy), per image set the "
+        "measurement, and the fitted M, A, B, C next to the report's Table 1 defaults. Convention: the feature "
+        "at brightfield pixel p appears in the fluorescence at c + M (p - c) + (dx, dy), c the image centre.",
+    )
+    p.add_argument("split", type=Path, help="adipocyte split with ground_truth/ (the lipid images, C02)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON instead of the tables")
+    p.add_argument("--patch", type=int, default=256, help="patch side in pixels (default 256)")
+    p.add_argument("--registration", type=_registration, default="dz", metavar="{dz,focus,1..7}",
+                   help="brightfield image to correlate: dz = Z(f+1) - Z(f-1) around the in-focus plane "
+                   "f = Z(4 - z_shift) (default), focus = plane f, or a plane number")
+    p.add_argument("--max-iterations", type=int, default=6, help="rounds of apply-and-remeasure (default 6)")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="stop when the residual affine moves no pixel by more than this (default 0.02 px)")
+    p.add_argument("--no-scale", action="store_true", help="keep M = 1 (fit offsets only)")
+    p.set_defaults(func=_cmd_align_estimate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vsbench",
@@ -197,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Print the tables of a metrics.json written by 'vsbench evaluate'.")
     show.add_argument("metrics", type=Path)
     show.set_defaults(func=_cmd_show)
+
+    _add_align(sub)
 
     demo = sub.add_parser(
         "demo", help="the whole flow on synthetic data: synthesize, predict with baselines, score",
@@ -405,6 +445,16 @@ def _cmd_demo(args) -> int:
     from vsbench.harness.demo import run_demo
 
     return run_demo(args.out, fovs=args.fovs, size=args.size, seed=args.seed, progress=not args.quiet)
+
+
+def _cmd_align_estimate(args) -> int:
+    from vsbench.harness.alignment import alignment_table_text, estimate_split, result_json
+
+    result = estimate_split(args.split, patch=args.patch, registration=args.registration,
+                            fit_scale_factor=not args.no_scale, tolerance=args.tolerance,
+                            max_iterations=args.max_iterations, progress=not args.quiet and not args.json)
+    print(result_json(result) if args.json else alignment_table_text(result))
+    return 0
 
 
 def _plain_warning(message, category, filename, lineno, line=None) -> str:
