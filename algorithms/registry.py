@@ -16,12 +16,14 @@ _ENTRIES = {
     "tiny-unet": "vsbench.algorithms.unet:TinyUNet",
     "adipocyte-train-median": "vsbench.algorithms.adipocyte_baselines:AdipocyteTrainMedian",
     "adipocyte-ridge": "vsbench.algorithms.adipocyte_baselines:AdipocyteRidge",
+    "adipocyte-patchgan-tiny": "vsbench.algorithms.patchgan.predictor:PatchGANPredictor",
 }
 # The task (split manifest "task") each algorithm predicts; "lmc" unless listed. Kept here, not read from
 # the classes, so listing and dispatching never import an algorithm's module.
 _TASKS = {
     "adipocyte-train-median": "adipocyte",
     "adipocyte-ridge": "adipocyte",
+    "adipocyte-patchgan-tiny": "adipocyte",
 }
 
 

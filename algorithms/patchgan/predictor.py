@@ -1,0 +1,130 @@
+"""The Patch-GAN virtual stainer behind the adipocyte predict interface (``adipocyte-patchgan-tiny``).
+
+:class:`PatchGANPredictor` is either loaded once from a checkpoint folder written by
+:func:`vsbench.algorithms.patchgan.train.train` (``PatchGANPredictor(checkpoint=DIR)``; its ``fit`` then does
+nothing), or trained in-process by ``fit(examples)`` (the registry's ``adipocyte-patchgan-tiny``: the ``tiny``
+config, seed 0, :data:`DEFAULT_EPOCHS` passes over the training pixels but at most :data:`DEFAULT_STEPS` updates,
+about 4 minutes on a 2-core CPU; crops shrink to fit smaller training images, see :meth:`training_plan`).
+
+``predict``: the 7 brightfield planes get the alignment the model was trained with (the Table 1 site model of
+the set's site by default), the whole image is reflect-padded at the bottom / right to a multiple of
+:data:`PAD_MULTIPLE` (32, as the original; or the generator's own multiple if larger), the generator runs once
+on it (batch 1), the output is cropped back to the input size, rounded and clipped to 0..65535, uint16, in the
+raw intensity scale of the targets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from vsbench.algorithms.adipocyte_base import CHANNELS, TASK, AdipocyteCase, AdipocyteTrainingExample
+from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, get_config
+from vsbench.algorithms.patchgan.train import (
+    TrainingData,
+    align_planes,
+    config_from_checkpoint,
+    load_checkpoint,
+    load_training_data,
+    train,
+)
+
+__all__ = ["PatchGANPredictor", "PAD_MULTIPLE", "DEFAULT_STEPS", "pad_to_multiple"]
+
+PAD_MULTIPLE = 32
+DEFAULT_STEPS = 2500  # at most; about 4 minutes on a 2-core CPU
+DEFAULT_EPOCHS = 10.0  # passes over the training pixels (8 sets of 512²: 2,560 steps, so the cap applies)
+REUSE = 4  # updates per batch of crops
+ALIGNMENT = "default"
+UINT16_MAX = 65535
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad ``B x C x H x W`` at the bottom and right to multiples of ``multiple`` (reflect where it can,
+    else replicate)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class PatchGANPredictor:
+    """Model 1 of a Patch-GAN config: 7 brightfield planes -> nuclei, lipids, cytoplasm (uint16)."""
+
+    name = "adipocyte-patchgan-tiny"
+    task = TASK
+
+    def __init__(self, checkpoint: Path | str | None = None, config: str = "tiny", steps: int = DEFAULT_STEPS,
+                 epochs: float = DEFAULT_EPOCHS, seed: int = 0, work_dir: Path | str | None = None,
+                 progress: bool = False):
+        self.config_name, self.steps, self.epochs, self.seed, self.progress = config, steps, epochs, seed, progress
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.generator: torch.nn.Module | None = None
+        self.alignment = "default"
+        self.step = 0
+        if checkpoint is not None:
+            self.load(checkpoint)
+
+    def load(self, checkpoint: Path | str) -> None:
+        """Load the generator (and its alignment) from a checkpoint file or folder."""
+        state = load_checkpoint(Path(checkpoint))
+        cfg = config_from_checkpoint(state)
+        generator = build_networks(cfg)["generator"]
+        generator.load_state_dict(state["generator"])
+        generator.eval()
+        self.generator, self.alignment, self.step = generator, state["alignment"], int(state["step"])
+
+    def training_plan(self, data: TrainingData) -> tuple[PatchGANConfig, int]:
+        """The config and step count ``fit`` trains ``data`` with.
+
+        The crop is ``config.crop``, or the largest multiple of 32 that fits the smallest training image. The
+        steps: ``epochs`` passes over the training pixels in distinct crops (``epochs * pixels / (batch_size *
+        crop²)`` batches, each used for ``reuse`` updates), at most ``steps``."""
+        cfg = get_config(self.config_name)
+        side = min(min(x.shape[1:]) for x in data.inputs)
+        crop = min(cfg.crop, side // PAD_MULTIPLE * PAD_MULTIPLE)
+        if crop < PAD_MULTIPLE:
+            raise ValueError(f"{self.name}: training images of {side} px a side; need at least {PAD_MULTIPLE}")
+        cfg = dataclasses.replace(cfg, crop=crop)
+        pixels = sum(x.shape[1] * x.shape[2] for x in data.inputs)
+        batches = math.ceil(self.epochs * pixels / (cfg.batch_size * crop * crop))
+        return cfg, max(1, min(self.steps, batches * REUSE))
+
+    def fit(self, examples: Iterable[AdipocyteTrainingExample]) -> None:
+        """Train for :meth:`training_plan`'s steps (no-op if loaded from a checkpoint).
+
+        Checkpoints go to ``work_dir`` (resumed if it holds one of the same config and seed), else to a
+        temporary folder removed afterwards."""
+        if self.generator is not None:
+            return
+        data = load_training_data(examples, ALIGNMENT)
+        cfg, steps = self.training_plan(data)
+        if self.work_dir is not None:
+            train(cfg, data, self.work_dir, steps, self.seed, reuse=REUSE, alignment=ALIGNMENT, progress=self.progress)
+            self.load(self.work_dir)
+            return
+        with tempfile.TemporaryDirectory(prefix="vsbench-patchgan-") as tmp:
+            train(cfg, data, Path(tmp), steps, self.seed, reuse=REUSE, alignment=ALIGNMENT, progress=self.progress)
+            self.load(Path(tmp))
+
+    @torch.no_grad()
+    def predict(self, case: AdipocyteCase) -> dict[str, np.ndarray]:
+        """One uint16 image of ``case.shape`` per channel, in the raw target intensity scale."""
+        if self.generator is None:
+            raise RuntimeError(f"{self.name}: call fit() or load a checkpoint before predict()")
+        planes = align_planes(case.planes, case.key, case.magnification, self.alignment)
+        x = torch.from_numpy(planes)[None]
+        multiple = max(PAD_MULTIPLE, 2 ** (self.generator.depth - 1))
+        h, w = case.shape
+        y = self.generator(pad_to_multiple(x, multiple))[0, :, :h, :w].numpy()
+        out = np.clip(np.rint(y), 0, UINT16_MAX).astype(np.uint16)
+        return {c: out[i] for i, c in enumerate(CHANNELS)}
