@@ -155,7 +155,7 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
     run_record = predictions / RUN_RECORD
     algorithm = json.loads(run_record.read_text()).get("algorithm") if run_record.is_file() else None
     metrics = {
-        "results": [_json_safe(r) for r in results],
+        "results": [json_safe(r) for r in results],
         "aggregates": means,
         "agregate": means,  # the organisers' spelling, read by their leaderboard tooling
         "transmitted_light": aggregate.modality_means(table),
@@ -185,14 +185,17 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
     return metrics
 
 
-def _json_safe(entry: dict) -> dict:
-    out = {}
-    for key, value in entry.items():
-        if isinstance(value, dict):
-            out[key] = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in value.items()}
-        else:
-            out[key] = value
-    return out
+def json_safe(value):
+    """``value`` with every NaN / inf float replaced by None (JSON null) and numpy scalars made Python."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _tidy(results: list[dict]):

@@ -43,7 +43,7 @@ from vsbench.harness.adipocyte_split import (
     read_uint16_plane,
     split_magnification,
 )
-from vsbench.harness.evaluate import _predictions_digest
+from vsbench.harness.evaluate import _predictions_digest, json_safe
 from vsbench.harness.feature_cache import FeatureCache, cellprofiler_library_version, feature_key
 from vsbench.harness.split import GROUND_TRUTH, Split, sha256_file
 from vsbench.metrics import adipocyte as am
@@ -166,18 +166,6 @@ def image_csv(table: pd.DataFrame, sets: dict[str, AdipocyteSet]) -> str:
     buf = io.StringIO()
     pd.concat([meta, table], axis=1).to_csv(buf, index=False, na_rep="NaN")
     return buf.getvalue()
-
-
-def _none_nan(value):
-    if isinstance(value, dict):
-        return {k: _none_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_none_nan(v) for v in value]
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _none_nan(value.item())
-    return value
 
 
 def _scores(keys: list[str], accs: dict, targ: pd.DataFrame, pred: pd.DataFrame, pixel_norm: dict,
@@ -331,6 +319,7 @@ def evaluate_adipocyte(pairs: list[tuple[Split, Path]], workers: int | None = No
                        for s, p in pairs],
             "evaluator": EVALUATOR,
             "pipeline": _pipeline_version(),
+            "pipeline_settings": {split_magnification(s): _pipeline_settings(split_magnification(s)) for s, _ in pairs},
             "cellprofiler_library": cellprofiler_library_version(),
             "generic_metrics": list(ALL_METRICS) if generic else [],
             "vsbench_version": __version__,
@@ -342,7 +331,7 @@ def evaluate_adipocyte(pairs: list[tuple[Split, Path]], workers: int | None = No
             "n_errors": len(errors),
         },
     }
-    return _none_nan(metrics)
+    return json_safe(metrics)
 
 
 PROCESS_MEMORY_BYTES = 1.5e9  # peak of one worker on a 2154 x 2554 set (measured 1.4 GB)
@@ -356,6 +345,12 @@ def _default_workers() -> int:
     except (ValueError, OSError, AttributeError):
         return cores
     return max(1, min(cores, int(memory // PROCESS_MEMORY_BYTES)))
+
+
+def _pipeline_settings(magnification: str) -> dict:
+    from vsbench.metrics.cp_adipocyte import settings_dict
+
+    return settings_dict(magnification)
 
 
 def _pipeline_version() -> str:

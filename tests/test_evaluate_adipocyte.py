@@ -112,6 +112,7 @@ def test_results_breakdown_and_provenance(split20, scored):
             assert rows[str(r["d"])]["mae"] == pytest.approx(r["mae"])
     prov = scored["provenance"]
     assert prov["splits"][0]["split_hash"] == split20.split_hash and prov["cellprofiler_library"]
+    assert list(prov["pipeline_settings"]["20x"]["nuclei_diameter"]) == [20, 80]  # the 20x_ver3 .cppipe
     json.dumps(scored, allow_nan=False)
 
 
