@@ -14,6 +14,9 @@ from pathlib import Path
 
 from vsbench.harness import __version__
 
+# vsbench.algorithms.patchgan.config.CONFIGS, listed here so that building the parser does not import torch
+PATCHGAN_CONFIGS = ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
+
 EPILOG_EVALUATE = """\
 predictions layout (the container output contract, as on grand-challenge):
   lmc:       PRED/<organelle>-fluorescence-ome-tiff/<input file name>   organelle in nucleus, mitochondria,
@@ -155,7 +158,7 @@ def _add_train(sub) -> None:
     p.add_argument("model", choices=["patchgan"], help="model family")
     p.add_argument("--task", default="adipocyte", choices=["adipocyte"], help="task (default adipocyte)")
     p.add_argument("--split", type=Path, required=True, help="training split (with ground truth)")
-    p.add_argument("--config", default="tiny", choices=["paper-20x", "paper-40x", "paper-60x", "tiny"],
+    p.add_argument("--config", default="tiny", choices=PATCHGAN_CONFIGS,
                    help="configuration (default tiny; paper-* are for GPU machines)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumed if it holds one)")
     p.add_argument("--steps", type=int, default=2500, help="updates in all, resumed ones included (default 2500)")
@@ -222,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and tiny (CPU-sized). 'total' counts every generator and discriminator the config trains.",
     )
     info.add_argument("model", choices=["patchgan"], help="model family")
-    info.add_argument("--config", default="paper-20x", choices=["paper-20x", "paper-40x", "paper-60x", "tiny"],
+    info.add_argument("--config", default="paper-20x", choices=PATCHGAN_CONFIGS,
                       help="configuration (default paper-20x)")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(func=_cmd_model_info)

@@ -81,11 +81,14 @@ def test_model_card_numbers():
 
 
 def test_configs():
-    assert config_names() == ["paper-20x", "paper-40x", "paper-60x", "tiny"]
-    for name in ("paper-20x", "paper-40x", "paper-60x"):
+    assert config_names() == ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
+    for name in ("paper-20x", "paper-40x", "paper-60x", "paper-lmc"):
         c = CONFIGS[name]
-        assert (c.breadth, c.depth, c.crop, c.crop_before_augmentation, c.lr, c.adam_betas[0]) == (
-            32, 5, 512, 724, 2e-4, 0.5)
+        # §3.5: 724-px crops reused for 16 updates, augmented, centre-cropped to 512, batches of 8
+        assert (c.breadth, c.depth, c.crop, c.crop_before_augmentation, c.crop_reuse, c.batch_size, c.augmentation,
+                c.lr, c.adam_betas[0]) == (32, 5, 512, 724, 16, 8, "paper", 2e-4, 0.5)
+    assert CONFIGS["paper-lmc"].channels == ("nucleus", "mitochondria", "tubulin", "actin")
+    assert CONFIGS["paper-lmc"].in_channels == 1 and CONFIGS["paper-lmc"].target_scale > 0
     assert CONFIGS["paper-20x"].stage2 == ("nuclei", "cytoplasm")
     assert CONFIGS["paper-40x"].stage2 == CONFIGS["paper-60x"].stage2 == ()
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from vsbench.algorithms.base import ORGANELLES
 from vsbench.algorithms.patchgan.networks import (
     CHANNELS,
     CompositeGenerator,
@@ -40,7 +41,8 @@ from vsbench.algorithms.patchgan.networks import (
 )
 
 __all__ = [
-    "PatchGANConfig", "CONFIGS", "config_names", "get_config", "build_networks", "composite_generator", "model_card",
+    "PatchGANConfig", "CONFIGS", "config_names", "get_config", "build_networks", "build_stage2_networks",
+    "composite_generator", "model_card",
 ]
 
 
@@ -65,10 +67,21 @@ class PatchGANConfig:
     # data
     crop: int = 512  # training crop after augmentation
     crop_before_augmentation: int = 724  # int(512 * sqrt(2)): rotations leave no empty corners
+    augmentation: str = "paper"  # "paper": flip, rotation, scale, shear, elastic (§3.5); "flips": flips, k·90°
+    crop_reuse: int = 16  # updates per loaded crop (the notebooks' updates_per_reload)
     batch_size: int = 8
+    # task: "adipocyte" (targets in raw 16-bit intensities) or "lmc" (targets percentile-normalised, then
+    # multiplied by target_scale, so the ScaleLayer's clip(y * A * 1750 + B * 750, 0, 10000) covers them)
+    task: str = "adipocyte"
+    target_scale: float | None = None
     published: dict = field(default_factory=dict, compare=False)  # report Table 2, for comparison
 
     def __post_init__(self):
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"{self.name}: augmentation must be one of {AUGMENTATIONS}, not {self.augmentation!r}")
+        if self.crop_before_augmentation < self.crop:
+            raise ValueError(f"{self.name}: crop_before_augmentation {self.crop_before_augmentation} < crop "
+                             f"{self.crop}")
         unknown = sorted(set(self.stage2) - set(self.channels))
         if unknown:
             raise ValueError(f"{self.name}: stage-2 channel(s) {unknown} not in {list(self.channels)}")
@@ -79,6 +92,10 @@ class PatchGANConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
+AUGMENTATIONS = ("paper", "flips")
+# LMC targets are percentile-normalised to about [0, 1] (their scale differs from image to image); times 4000
+# they sit well inside the ScaleLayer's [0, 10000], as the adipocyte intensities do.
+LMC_TARGET_SCALE = 4000.0
 _TABLE2_SINGLE = {"total": 10_885_770, "generator": 8_784_073}
 
 CONFIGS: dict[str, PatchGANConfig] = {
@@ -94,7 +111,14 @@ CONFIGS: dict[str, PatchGANConfig] = {
                        mae_weight=0.001, published=dict(_TABLE2_SINGLE)),
         PatchGANConfig("tiny", "the paper architecture scaled down to run on a CPU (tests, demos); no stage 2",
                        breadth=8, depth=3, discriminator_widths=(8, 16, 32), crop=128, crop_before_augmentation=182,
-                       batch_size=2, mae_weight=0.2, lr=5e-4),
+                       crop_reuse=4, batch_size=2, mae_weight=0.2, lr=5e-4),
+        PatchGANConfig("paper-lmc", "the paper-40x/60x Model 1 on Light My Cells: one transmitted-light slice -> "
+                       "nucleus, mitochondria, tubulin, actin (not published; our configuration)",
+                       in_channels=1, channels=ORGANELLES, task="lmc", target_scale=LMC_TARGET_SCALE),
+        PatchGANConfig("lmc-tiny", "the tiny configuration on Light My Cells (tests, demos)",
+                       in_channels=1, channels=ORGANELLES, task="lmc", target_scale=LMC_TARGET_SCALE,
+                       breadth=8, depth=3, discriminator_widths=(8, 16, 32), crop=128, crop_before_augmentation=182,
+                       crop_reuse=4, batch_size=2, mae_weight=0.2, lr=5e-4),
     )
 }
 
@@ -123,17 +147,27 @@ def build_networks(config: PatchGANConfig | str, device: torch.device | str | No
         }
         for c in cfg.channels:  # channel order
             if c in cfg.stage2:
-                nets[f"stage2_{c}"] = PatchGANGenerator(cfg.in_channels + n_out, 1, cfg.breadth, cfg.depth,
-                                                        cfg.output_widths)
-                nets[f"stage2_{c}_discriminator"] = PatchGANDiscriminator(1, cfg.stage2_discriminator_condition,
-                                                                          cfg.discriminator_widths)
+                nets[f"stage2_{c}"], nets[f"stage2_{c}_discriminator"] = build_stage2_networks(cfg)
     return nets
+
+
+def build_stage2_networks(cfg: PatchGANConfig) -> tuple[PatchGANGenerator, PatchGANDiscriminator]:
+    """A second-stage model (generator ``in + out`` -> 1) and its discriminator (1 fluorescence channel +
+    ``stage2_discriminator_condition`` brightfield planes), on the current default device."""
+    generator = PatchGANGenerator(cfg.in_channels + len(cfg.channels), 1, cfg.breadth, cfg.depth, cfg.output_widths)
+    return generator, PatchGANDiscriminator(1, cfg.stage2_discriminator_condition, cfg.discriminator_widths)
 
 
 def composite_generator(nets: dict[str, nn.Module], channels=CHANNELS) -> CompositeGenerator:
     """The inference model of :func:`build_networks`' output: Model 1 plus its stage-2 models."""
     stage2 = {c: nets[f"stage2_{c}"] for c in channels if f"stage2_{c}" in nets}
     return CompositeGenerator(nets["generator"], stage2, channels)
+
+
+_INPUTS = {
+    "adipocyte": "the raw 16-bit brightfield planes Z01..Z07",
+    "lmc": "one raw transmitted-light slice (BF, PC or DIC; any z)",
+}
 
 
 def model_card(config_name: str) -> dict:
@@ -156,12 +190,15 @@ def model_card(config_name: str) -> dict:
         "generator_total": gen_total,
         "total": sum(counts.values()),
         "inputs": {
-            "brightfield": f"B x {cfg.in_channels} x H x W float: the raw 16-bit brightfield planes Z01..Z07, "
-                           f"normalised inside the network by tanh((x - mean) / std), one scalar mean and std "
-                           f"over the whole batch tensor; H and W multiples of {m}",
+            "brightfield" if cfg.task == "adipocyte" else "transmitted_light":
+                f"B x {cfg.in_channels} x H x W float: {_INPUTS[cfg.task]}, normalised inside the network by "
+                f"tanh((x - mean) / std), one scalar mean and std over the whole batch tensor; H and W multiples "
+                f"of {m}",
         },
         "outputs": {
-            "fluorescence": f"B x {len(cfg.channels)} x H x W float in [0, 10000], raw intensity scale",
+            "fluorescence": f"B x {len(cfg.channels)} x H x W float in [0, 10000], " + (
+                "raw intensity scale" if cfg.target_scale is None else
+                f"percentile-normalised intensity x {cfg.target_scale:g}"),
             "channels": list(cfg.channels),
             "stage2": list(cfg.stage2),
             "discriminator": f"B x 1 x ceil(H/{d}) x ceil(W/{d}) least-squares patch scores "

@@ -70,12 +70,13 @@ from vsbench.harness.adipocyte_split import CHANNELS
 __all__ = [
     "CHANNELS", "LEAKY_SLOPE", "IN_EPS", "ScalarTanhNorm", "SameConv2d", "ConvBlock", "ResidualBlock",
     "ScaleLayer", "PatchGANGenerator", "PatchGANDiscriminator", "CompositeGenerator", "count_parameters",
-    "same_padding",
+    "same_padding", "PAD_MULTIPLE", "pad_to_multiple",
 ]
 
 LEAKY_SLOPE = 0.2
 IN_EPS = 1e-3  # tensorflow-addons InstanceNormalization (GroupNormalization) default epsilon
 GEN_INIT_STD = 0.02
+PAD_MULTIPLE = 32  # whole images are padded to multiples of 32 at validation and inference (§3.5)
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -305,6 +306,17 @@ class CompositeGenerator(nn.Module):
         outs = [self.stage2[c](refined_input) if c in self.stage2 else first[:, i:i + 1]
                 for i, c in enumerate(self.channels)]
         return torch.cat(outs, dim=1)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad ``B x C x H x W`` at the bottom and right to multiples of ``multiple`` (reflect where it can,
+    else replicate)."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from vsbench.algorithms.adipocyte_base import CHANNELS, TASK, AdipocyteCase, AdipocyteTrainingExample
-from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, get_config
+from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, build_stage2_networks, get_config
+from vsbench.algorithms.patchgan.networks import PAD_MULTIPLE, CompositeGenerator, pad_to_multiple
 from vsbench.algorithms.patchgan.train import (
+    CHECKPOINT,
     TrainingData,
     align_planes,
     config_from_checkpoint,
@@ -38,7 +39,6 @@ from vsbench.algorithms.patchgan.train import (
 
 __all__ = ["PatchGANPredictor", "PAD_MULTIPLE", "DEFAULT_STEPS", "pad_to_multiple"]
 
-PAD_MULTIPLE = 32
 DEFAULT_STEPS = 2500  # at most; about 4 minutes on a 2-core CPU
 DEFAULT_EPOCHS = 10.0  # passes over the training pixels (8 sets of 512²: 2,560 steps, so the cap applies)
 REUSE = 4  # updates per batch of crops
@@ -46,15 +46,23 @@ ALIGNMENT = "default"
 UINT16_MAX = 65535
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad ``B x C x H x W`` at the bottom and right to multiples of ``multiple`` (reflect where it can,
-    else replicate)."""
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if not (ph or pw):
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+def load_generator(checkpoint: Path | str) -> tuple[CompositeGenerator, str, int]:
+    """``(inference model, alignment, step)`` of a checkpoint folder (or file); see :meth:`PatchGANPredictor.load`."""
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent
+    state = load_checkpoint(path)
+    cfg = config_from_checkpoint(state)
+    stage1 = build_networks(dataclasses.replace(cfg, stage2=()))["generator"]
+    stage1.load_state_dict(state["generator"])
+    stage2 = {}
+    for c in cfg.channels:
+        sub = folder / f"stage2_{c}" / CHECKPOINT
+        if c in cfg.stage2 and sub.is_file():
+            generator, _ = build_stage2_networks(cfg)
+            generator.load_state_dict(load_checkpoint(sub)["generator"])
+            stage2[c] = generator
+    model = CompositeGenerator(stage1, stage2, cfg.channels).eval()
+    return model, state["alignment"], int(state["step"])
 
 
 class PatchGANPredictor:
@@ -75,13 +83,10 @@ class PatchGANPredictor:
             self.load(checkpoint)
 
     def load(self, checkpoint: Path | str) -> None:
-        """Load the generator (and its alignment) from a checkpoint file or folder."""
-        state = load_checkpoint(Path(checkpoint))
-        cfg = config_from_checkpoint(state)
-        generator = build_networks(cfg)["generator"]
-        generator.load_state_dict(state["generator"])
-        generator.eval()
-        self.generator, self.alignment, self.step = generator, state["alignment"], int(state["step"])
+        """Load the inference model from a checkpoint folder written by ``vsbench train patchgan`` (or its
+        ``checkpoint.pt``): Model 1, plus the second-stage model of each channel that has a ``stage2_<channel>``
+        subfolder (the other channels keep Model 1's output, as the original's ``load_model``)."""
+        self.generator, self.alignment, self.step = load_generator(checkpoint)
 
     def training_plan(self, data: TrainingData) -> tuple[PatchGANConfig, int]:
         """The config and step count ``fit`` trains ``data`` with.
@@ -123,7 +128,7 @@ class PatchGANPredictor:
             raise RuntimeError(f"{self.name}: call fit() or load a checkpoint before predict()")
         planes = align_planes(case.planes, case.key, case.magnification, self.alignment)
         x = torch.from_numpy(planes)[None]
-        multiple = max(PAD_MULTIPLE, 2 ** (self.generator.depth - 1))
+        multiple = max(PAD_MULTIPLE, 2 ** (self.generator.stage1.depth - 1))
         h, w = case.shape
         y = self.generator(pad_to_multiple(x, multiple))[0, :, :h, :w].numpy()
         out = np.clip(np.rint(y), 0, UINT16_MAX).astype(np.uint16)

@@ -41,13 +41,17 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsbench.algorithms.adipocyte_base import CHANNELS, AdipocyteTrainingExample
-from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, get_config
+from vsbench.algorithms.patchgan.augment import augment_batch, random_crop
+from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, build_stage2_networks, get_config
+from vsbench.algorithms.patchgan.networks import PAD_MULTIPLE, pad_to_multiple
 
 __all__ = [
-    "CHECKPOINT", "LOSSES_CSV", "ALIGNMENTS", "TrainingData", "align_planes", "load_training_data", "sample_batch",
-    "discriminator_loss", "generator_loss", "Trainer", "train", "load_checkpoint", "config_from_checkpoint",
+    "CHECKPOINT", "LOSSES_CSV", "ALIGNMENTS", "TrainingData", "align_planes", "load_training_data", "sample_crops",
+    "flips_and_rotations", "masked_mae", "discriminator_loss", "generator_loss", "Trainer", "validation_mae", "train",
+    "load_checkpoint", "config_from_checkpoint",
 ]
 
+FORMAT = "vsbench-patchgan-2"
 CHECKPOINT = "checkpoint.pt"
 LOSSES_CSV = "losses.csv"
 ALIGNMENTS = ("default", "none")
@@ -74,51 +78,71 @@ def align_planes(planes: np.ndarray, key: str, magnification: str, alignment: st
 
 @dataclass
 class TrainingData:
-    """The aligned inputs ``(7, H, W)`` and targets ``(3, H, W)`` (float32, raw intensities) of every set."""
+    """The inputs ``(C_in, H, W)`` and targets ``(C_out, H, W)`` (float32) of every training image.
+
+    ``present[i]``: which of ``channels`` image ``i`` has ground truth for (``None``: all of them; the LMC
+    fields carry only some organelles). ``keys``: the image names, for messages."""
 
     inputs: list[np.ndarray]
     targets: list[np.ndarray]
-    magnification: str
+    magnification: str | None
+    channels: tuple[str, ...] = CHANNELS
+    present: list[np.ndarray] | None = None
+    keys: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
 
+    def present_mask(self, i: int) -> np.ndarray:
+        return np.ones(len(self.channels), bool) if self.present is None else np.asarray(self.present[i], bool)
+
 
 def load_training_data(examples: Iterable[AdipocyteTrainingExample], alignment: str = "default") -> TrainingData:
     """Load and align every example that has all of :data:`CHANNELS` (:class:`ValueError` if none has)."""
-    inputs, targets, mags = [], [], set()
+    inputs, targets, keys, mags = [], [], [], set()
     for ex in examples:
         if not all(c in ex.targets for c in CHANNELS):
             continue
         inputs.append(align_planes(ex.case.planes, ex.case.key, ex.case.magnification, alignment))
         targets.append(np.stack([ex.targets[c] for c in CHANNELS]).astype(np.float32))
+        keys.append(ex.case.key)
         mags.add(ex.case.magnification)
     if not inputs:
         raise ValueError("patchgan: no training set with ground truth for all of " + ", ".join(CHANNELS))
     if len(mags) > 1:
         raise ValueError(f"patchgan: training sets of several magnifications {sorted(mags)}; train one per "
                          "magnification")
-    return TrainingData(inputs, targets, mags.pop())
+    return TrainingData(inputs, targets, mags.pop(), keys=keys)
 
 
-def sample_batch(data: TrainingData, crop: int, batch_size: int, rng: np.random.Generator
+def sample_crops(data: TrainingData, size: int, batch_size: int, rng: np.random.Generator
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random ``crop`` x ``crop`` squares (set, position, flips, k·90° rotation): (x, y) tensors."""
-    xs, ys = [], []
+    """``batch_size`` random ``size`` x ``size`` windows of random images: ``(B x (C_in + C_out) x size x size``
+    stacks of input and target, ``B x C_out`` mask of the targets present)."""
+    stacks, masks = [], []
     for _ in range(batch_size):
         i = int(rng.integers(len(data)))
-        x, y = data.inputs[i], data.targets[i]
-        h, w = x.shape[1:]
-        if h < crop or w < crop:
-            raise ValueError(f"patchgan: training image {h}x{w} is smaller than the crop {crop}")
-        r, c = int(rng.integers(h - crop + 1)), int(rng.integers(w - crop + 1))
-        pair = np.concatenate([x[:, r:r + crop, c:c + crop], y[:, r:r + crop, c:c + crop]])
+        stacks.append(random_crop(np.concatenate([data.inputs[i], data.targets[i]]), size, rng))
+        masks.append(data.present_mask(i))
+    return torch.from_numpy(np.ascontiguousarray(stacks)), torch.from_numpy(np.stack(masks))
+
+
+def flips_and_rotations(stacks: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Each stack of ``B x C x S x S`` flipped left-right with probability ½ and rotated by k·90°."""
+    out = []
+    for stack in stacks:
         if rng.uniform() < 0.5:
-            pair = pair[:, :, ::-1]
-        pair = np.rot90(pair, int(rng.integers(4)), axes=(1, 2))
-        xs.append(pair[:x.shape[0]])
-        ys.append(pair[x.shape[0]:])
-    return torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(np.ascontiguousarray(ys))
+            stack = stack.flip(-1)
+        out.append(torch.rot90(stack, int(rng.integers(4)), dims=(1, 2)))
+    return torch.stack(out).contiguous()
+
+
+def masked_mae(fake: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean |fake - target| over the channels ``mask`` (``B x C`` bool) marks present; all if ``mask`` is None."""
+    if mask is None or bool(mask.all()):
+        return F.l1_loss(fake, target)
+    weight = mask[:, :, None, None].to(fake.dtype).expand_as(fake)
+    return ((fake - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
@@ -126,11 +150,12 @@ def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tens
     return 0.5 * (F.mse_loss(d_real, torch.ones_like(d_real)) + F.mse_loss(d_fake, torch.zeros_like(d_fake)))
 
 
-def generator_loss(d_fake: torch.Tensor, fake: torch.Tensor, target: torch.Tensor, beta: float
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(total, adversarial, mae)``: total = ``(1 - β) MSE(D(G(x), x), 1) + β MAE(G(x), y)`` (raw intensities)."""
+def generator_loss(d_fake: torch.Tensor, fake: torch.Tensor, target: torch.Tensor, beta: float,
+                   mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(total, adversarial, mae)``: total = ``(1 - β) MSE(D(G(x), x), 1) + β MAE(G(x), y)`` (raw intensities;
+    the MAE over the target channels ``mask`` marks present)."""
     adv = F.mse_loss(d_fake, torch.ones_like(d_fake))
-    mae = F.l1_loss(fake, target)
+    mae = masked_mae(fake, target, mask)
     return (1 - beta) * adv + beta * mae, adv, mae
 
 
@@ -152,60 +177,115 @@ def load_checkpoint(path: Path) -> dict:
 
 
 class Trainer:
-    """Model 1 (generator + discriminator) with its optimisers, trained step by step; see the module docstring."""
+    """One generator and its discriminator, with their optimisers, trained step by step (module docstring).
 
-    def __init__(self, config: PatchGANConfig | str, seed: int = 0, reuse: int = 4, alignment: str = "default"):
+    ``stage2=None``: Model 1 (``C_in`` inputs -> every channel). ``stage2="nuclei"`` (a channel of the config):
+    the second-stage model of that channel, whose generator takes ``[x, stage1(x)]`` (``C_in + C_out`` inputs)
+    and gives the one refined channel, and whose discriminator sees that channel and ``x``; ``stage1`` is the
+    trained Model 1 generator, frozen."""
+
+    def __init__(self, config: PatchGANConfig | str, seed: int = 0, reuse: int | None = None,
+                 alignment: str = "default", stage2: str | None = None, stage1: nn.Module | None = None):
         self.config = get_config(config) if isinstance(config, str) else config
+        cfg = self.config
         if alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {', '.join(ALIGNMENTS)}, not {alignment!r}")
+        reuse = cfg.crop_reuse if reuse is None else reuse
         if reuse < 1:
             raise ValueError(f"reuse must be >= 1, got {reuse}")
-        self.seed, self.reuse, self.alignment = seed, reuse, alignment
+        if stage2 is not None and (stage2 not in cfg.channels or stage1 is None):
+            raise ValueError(f"stage 2 needs a channel of {list(cfg.channels)} and the stage-1 generator, "
+                             f"got {stage2!r}")
+        self.seed, self.reuse, self.alignment, self.stage2 = seed, reuse, alignment, stage2
         self.magnification: str | None = None
-        torch.manual_seed(seed)
-        nets = build_networks(self.config)
-        self.generator: nn.Module = nets["generator"]
-        self.discriminator: nn.Module = nets["discriminator"]
-        cfg = self.config
+        torch.manual_seed(seed if stage2 is None else seed + 1 + cfg.channels.index(stage2))
+        if stage2 is None:
+            nets = build_networks(cfg)
+            self.generator: nn.Module = nets["generator"]
+            self.discriminator: nn.Module = nets["discriminator"]
+            self.stage1 = None
+        else:
+            self.generator, self.discriminator = build_stage2_networks(cfg)
+            self.stage1 = stage1.eval().requires_grad_(False)
         self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
         self.step = 0
-        self._batch: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._crops: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
-    def batch(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor]:
-        """The crops of the current step: batch ``step // reuse``, drawn from ``default_rng([seed, index])``."""
-        index = self.step // self.reuse
-        if self._batch is None or self._batch[0] != index:
-            rng = np.random.default_rng([self.seed, index])
-            self._batch = (index, sample_batch(data, self.config.crop, self.config.batch_size, rng))
-        return self._batch[1]
+    def batch(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x, y, mask)`` of the current step.
+
+        The crops (``crop_before_augmentation`` px for the ``paper`` augmentation, else ``crop``) of load
+        ``step // reuse`` come from ``default_rng([seed, load])``; each step augments them anew, with
+        ``default_rng([seed, load, step])``: a function of the seed and the step only, so a resumed run repeats
+        an uninterrupted one."""
+        cfg = self.config
+        load = self.step // self.reuse
+        if self._crops is None or self._crops[0] != load:
+            size = cfg.crop_before_augmentation if cfg.augmentation == "paper" else cfg.crop
+            self._crops = (load, sample_crops(data, size, cfg.batch_size, np.random.default_rng([self.seed, load])))
+        crops, mask = self._crops[1]
+        rng = np.random.default_rng([self.seed, load, self.step])
+        if cfg.augmentation == "paper":
+            stacks = augment_batch(crops, cfg.crop, rng)
+        else:
+            stacks = flips_and_rotations(crops, rng)
+        n_in = stacks.shape[1] - len(data.channels)
+        return stacks[:, :n_in], stacks[:, n_in:], mask
+
+    def _generator_input_and_target(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
+                                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.stage2 is None:
+            return x, y, mask
+        i = self.config.channels.index(self.stage2)
+        with torch.no_grad():
+            first = self.stage1(x)
+        return torch.cat([x, first], dim=1), y[:, i:i + 1], mask[:, i:i + 1]
 
     def train_step(self, data: TrainingData) -> dict[str, float]:
-        """One discriminator update, then one generator update; returns the losses."""
-        x, y = self.batch(data)
+        """One discriminator update, then one generator update; returns the losses.
+
+        Target channels an image lacks (``mask`` False) are replaced by the generator's own output in the "real"
+        pair, so the discriminator learns nothing from them, and left out of the MAE."""
+        x, y, mask = self.batch(data)
+        gin, y, mask = self._generator_input_and_target(x, y, mask)
         self.generator.train()
         self.discriminator.train()
-        fake = self.generator(x)
-        d_loss = discriminator_loss(self.discriminator(y, x), self.discriminator(fake.detach(), x))
+        fake = self.generator(gin)
+        real = y if bool(mask.all()) else torch.where(mask[:, :, None, None], y, fake.detach())
+        d_loss = discriminator_loss(self.discriminator(real, x), self.discriminator(fake.detach(), x))
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()
-        g_loss, adv, mae = generator_loss(self.discriminator(fake, x), fake, y, self.config.mae_weight)
+        g_loss, adv, mae = generator_loss(self.discriminator(fake, x), fake, y, self.config.mae_weight, mask)
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
         self.step += 1
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(), "g_adv": adv.item(), "g_mae": mae.item()}
 
+    @torch.no_grad()
+    def predict_full(self, x: np.ndarray) -> np.ndarray:
+        """The trained network on one whole ``(C_in, H, W)`` image (padded to the generator's multiple): Model 1's
+        ``(C_out, H, W)``, or the stage-2 model's ``(1, H, W)``."""
+        self.generator.eval()
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+        h, w = t.shape[-2:]
+        multiple = max(PAD_MULTIPLE, 2 ** (self.config.depth - 1))
+        t = pad_to_multiple(t, multiple)
+        gin = t if self.stage2 is None else torch.cat([t, self.stage1(t)], dim=1)
+        return self.generator(gin)[0, :, :h, :w].numpy()
+
     def state_dict(self) -> dict:
         return {
-            "format": "vsbench-patchgan-1",
+            "format": FORMAT,
             "config": self.config.to_dict(),
             "seed": self.seed,
             "reuse": self.reuse,
             "alignment": self.alignment,
             "magnification": self.magnification,
-            "channels": list(CHANNELS),
+            "channels": list(self.config.channels),
+            "stage2": self.stage2,
             "step": self.step,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -220,7 +300,7 @@ class Trainer:
         self.d_opt.load_state_dict(state["d_opt"])
         self.step = int(state["step"])
         self.magnification = state.get("magnification")
-        self._batch = None
+        self._crops = None
 
     def save(self, out_dir: Path) -> Path:
         """Write ``out_dir/checkpoint.pt`` atomically (temporary file, then rename)."""
@@ -233,56 +313,118 @@ class Trainer:
         return path
 
     @classmethod
-    def from_checkpoint(cls, path: Path) -> Trainer:
+    def from_checkpoint(cls, path: Path, stage1: nn.Module | None = None) -> Trainer:
+        """A trainer restored from a checkpoint (a stage-2 one needs its trained ``stage1`` generator)."""
         state = load_checkpoint(path)
         trainer = cls(config_from_checkpoint(state), seed=state["seed"], reuse=state["reuse"],
-                      alignment=state["alignment"])
+                      alignment=state["alignment"], stage2=state.get("stage2"), stage1=stage1)
         trainer.load_state_dict(state)
         return trainer
 
 
-def _append_csv(path: Path, row: dict) -> None:
+def validation_mae(trainer: Trainer, data: TrainingData) -> dict[str, float]:
+    """The pooled pixel MAE (``metrics.adipocyte``, §1.3: channel MAE / median of the channel's targets, then the
+    mean over channels) of the trainer's network on the whole images of ``data``, per channel and ``"mean"``.
+    Predictions are rounded and clipped to uint16 when the targets are raw intensities, as ``predict`` writes
+    them; a channel is scored on the images that have it."""
+    from vsbench.metrics.adipocyte import PixelMAEAccumulator
+
+    channels = data.channels if trainer.stage2 is None else (trainer.stage2,)
+    index = [data.channels.index(c) for c in channels]
+    accs = {c: PixelMAEAccumulator((c,)) for c in channels}
+    scored: set[str] = set()
+    for i, (x, y) in enumerate(zip(data.inputs, data.targets, strict=True)):
+        out = trainer.predict_full(x)
+        if trainer.config.target_scale is None:
+            out = np.clip(np.rint(out), 0, 65535).astype(np.uint16)
+        present = data.present_mask(i)
+        for j, (c, k) in enumerate(zip(channels, index, strict=True)):
+            if present[k]:
+                target = y[k].astype(np.uint16) if trainer.config.target_scale is None else y[k]
+                accs[c].add(c, target, out[j])
+                scored.add(c)
+    per_channel = {c: acc.result()["pixel_mae"] for c, acc in accs.items() if c in scored}
+    return {**per_channel, "mean": float(np.mean(list(per_channel.values())))} if per_channel else {}
+
+
+def _append_csv(path: Path, row: dict, fields: Sequence[str]) -> None:
     new = not path.is_file()
     with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=list(fields), extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow(row)
 
 
 def train(config: PatchGANConfig | str, train_data: TrainingData | Sequence[AdipocyteTrainingExample] | Path | str,
-          out_dir: Path | str, steps: int = 1000, seed: int = 0, *, steps_per_epoch: int = 100, reuse: int = 4,
-          alignment: str = "default", progress: bool = False,
+          out_dir: Path | str, steps: int = 1000, seed: int = 0, *, steps_per_epoch: int = 100,
+          reuse: int | None = None, alignment: str = "default",
+          val_data: TrainingData | Sequence[AdipocyteTrainingExample] | Path | str | None = None,
+          stage2_steps: int | None = None, progress: bool = False,
           callback: Callable[[int, dict[str, float]], None] | None = None) -> Trainer:
-    """Train Model 1 of ``config`` until ``steps`` updates in all, resuming from ``out_dir/checkpoint.pt``.
+    """Train every network of ``config``, resuming from the checkpoints in ``out_dir``; returns Model 1's trainer.
 
-    ``train_data``: a split folder (or :class:`~vsbench.harness.split.Split`), training examples, or loaded
-    :class:`TrainingData`. A checkpoint is written after every epoch of ``steps_per_epoch`` updates and at the
-    end, with a row of mean losses in ``out_dir/losses.csv``. On resume, the checkpoint's config, seed, reuse and
-    alignment are used (a different ``config`` or ``seed`` is an error). ``progress``: a tqdm bar with the
-    losses. ``callback(step, losses)`` is called after every update. Returns the trainer.
+    Model 1 is trained to ``steps`` updates in all (``out_dir/checkpoint.pt``, ``out_dir/losses.csv``); then, for
+    each channel ``c`` of ``config.stage2``, its second-stage model to ``stage2_steps`` (default ``steps``) updates
+    on the frozen Model 1 (``out_dir/stage2_<c>/``; ``trainer.stage2_trainers[c]``).
+
+    ``train_data``, ``val_data``: a split folder (or :class:`~vsbench.harness.split.Split`), training examples,
+    or loaded :class:`TrainingData`. A checkpoint is written after every epoch of ``steps_per_epoch`` updates
+    and at the end, with a row of mean losses in ``losses.csv``, and, with ``val_data``, the validation pixel
+    MAE (:func:`validation_mae`) of the whole validation images. On resume, the checkpoint's config, seed,
+    reuse and alignment are used (a different ``config`` or ``seed`` is an error). ``progress``: a tqdm bar with
+    the losses and the last validation MAE. ``callback(step, losses)`` is called after every update.
     """
     out_dir = Path(out_dir)
     cfg = get_config(config) if isinstance(config, str) else config
+    trainer = _resume_or_start(out_dir, cfg, seed, lambda: Trainer(cfg, seed, reuse, alignment))
+    data = val = None
+    if trainer.step < steps:
+        data = _as_training_data(train_data, trainer.alignment)
+        val = _as_training_data(val_data, trainer.alignment) if val_data is not None else None
+        _run(trainer, data, val, out_dir, steps, steps_per_epoch, progress, callback)
+    trainer.stage2_trainers = {}
+    for c in cfg.stage2:
+        sub = out_dir / f"stage2_{c}"
+        t2 = _resume_or_start(sub, cfg, seed, lambda c=c: Trainer(cfg, seed, reuse, trainer.alignment, c,
+                                                                  trainer.generator),
+                              stage1=trainer.generator)
+        target = stage2_steps if stage2_steps is not None else steps
+        if t2.step < target:
+            if data is None:
+                data = _as_training_data(train_data, trainer.alignment)
+                val = _as_training_data(val_data, trainer.alignment) if val_data is not None else None
+            _run(t2, data, val, sub, target, steps_per_epoch, progress, callback)
+        trainer.stage2_trainers[c] = t2
+    return trainer
+
+
+def _resume_or_start(out_dir: Path, cfg: PatchGANConfig, seed: int, start: Callable[[], Trainer],
+                     stage1: nn.Module | None = None) -> Trainer:
     path = out_dir / CHECKPOINT
-    if path.is_file():
-        trainer = Trainer.from_checkpoint(path)
-        if trainer.config.to_dict() != cfg.to_dict() or trainer.seed != seed:
-            raise ValueError(f"{path} was trained with config {trainer.config.name!r} and seed {trainer.seed}, "
-                             f"not {cfg.name!r} and seed {seed}; choose another --out")
-    else:
-        trainer = Trainer(cfg, seed=seed, reuse=reuse, alignment=alignment)
-    if trainer.step >= steps:
-        return trainer
-    data = _as_training_data(train_data, trainer.alignment)
+    if not path.is_file():
+        return start()
+    trainer = Trainer.from_checkpoint(path, stage1=stage1)
+    if trainer.config.to_dict() != cfg.to_dict() or trainer.seed != seed:
+        raise ValueError(f"{path} was trained with config {trainer.config.name!r} and seed {trainer.seed}, "
+                         f"not {cfg.name!r} and seed {seed}; choose another --out")
+    return trainer
+
+
+def _run(trainer: Trainer, data: TrainingData, val: TrainingData | None, out_dir: Path, steps: int,
+         steps_per_epoch: int, progress: bool, callback: Callable[[int, dict[str, float]], None] | None) -> None:
     trainer.magnification = data.magnification
+    channels = data.channels if trainer.stage2 is None else (trainer.stage2,)
+    fields = [*CSV_FIELDS, "val_mae", *(f"val_{c}" for c in channels)]
+    what = "" if trainer.stage2 is None else f" stage 2 {trainer.stage2}"
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=steps, initial=trainer.step, desc=f"train patchgan {cfg.name}", unit="step")
+        bar = tqdm(total=steps, initial=trainer.step, desc=f"train patchgan {trainer.config.name}{what}", unit="step")
     sums: dict[str, float] = {}
     n = 0
+    last_val = ""
     t0 = time.perf_counter()
     try:
         while trainer.step < steps:
@@ -294,20 +436,25 @@ def train(config: PatchGANConfig | str, train_data: TrainingData | Sequence[Adip
             n += 1
             if callback is not None:
                 callback(trainer.step, losses)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_adv']:.3f}", mae=f"{losses['g_mae']:.0f}")
             if trainer.step % steps_per_epoch == 0 or trainer.step == steps:
                 row = {"epoch": math.ceil(trainer.step / steps_per_epoch), "step": trainer.step,
                        **{k: f"{v / n:.6g}" for k, v in sums.items()},
                        "seconds": f"{time.perf_counter() - t0:.2f}"}
+                if val is not None:
+                    scores = validation_mae(trainer, val)
+                    row.update({"val_mae": f"{scores['mean']:.6g}",
+                                **{f"val_{c}": f"{v:.6g}" for c, v in scores.items() if c != "mean"}})
+                    last_val = f"{scores['mean']:.3f}"
                 trainer.save(out_dir)
-                _append_csv(out_dir / LOSSES_CSV, row)
+                _append_csv(out_dir / LOSSES_CSV, row, fields)
                 sums, n, t0 = {}, 0, time.perf_counter()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_adv']:.3f}", mae=f"{losses['g_mae']:.0f}",
+                                **({"val_mae": last_val} if last_val else {}))
     finally:
         if bar is not None:
             bar.close()
-    return trainer
 
 
 def _as_training_data(train_data, alignment: str) -> TrainingData:
