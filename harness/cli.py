@@ -164,6 +164,10 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=int, default=2500, help="updates in all, resumed ones included (default 2500)")
     p.add_argument("--steps-per-epoch", type=int, default=100, help="updates per checkpoint and CSV row (default 100)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val", type=Path, help="validation split (with ground truth): its pixel MAE on whole images is "
+                   "computed after every epoch, shown on the progress bar and written to losses.csv")
+    p.add_argument("--stage2-steps", type=int,
+                   help="updates of each second-stage model (configs with stage 2, e.g. paper-20x; default --steps)")
     p.add_argument("--alignment", default="default", choices=["default", "none"],
                    help="brightfield alignment: the Table 1 site model of the magnification (default) or none")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -175,11 +179,16 @@ def _cmd_train(args) -> int:
     from vsbench.harness.split import Split
 
     split = Split(args.split)
-    if split.task != args.task:
-        raise ValueError(f"{split.root} is an {split.task} split, not {args.task}")
+    val = Split(args.val) if args.val is not None else None
+    for s in (split, val):
+        if s is not None and s.task != args.task:
+            raise ValueError(f"{s.root} is an {s.task} split, not {args.task}")
     trainer = train(args.config, split, args.out, steps=args.steps, seed=args.seed,
-                    steps_per_epoch=args.steps_per_epoch, alignment=args.alignment, progress=not args.quiet)
+                    steps_per_epoch=args.steps_per_epoch, alignment=args.alignment, val_data=val,
+                    stage2_steps=args.stage2_steps, progress=not args.quiet)
     print(f"{args.out / CHECKPOINT}: {args.model} {args.config}, step {trainer.step}")
+    for c, t2 in trainer.stage2_trainers.items():
+        print(f"{args.out / f'stage2_{c}' / CHECKPOINT}: stage 2 {c}, step {t2.step}")
     return 0
 
 
@@ -240,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--split", type=Path, required=True, help="split to predict (only inputs/ is read)")
     pred.add_argument("--algorithm", required=True, help="algorithm name (see 'vsbench algorithms')")
     pred.add_argument("--train", type=Path, help="training split, for algorithms that learn")
+    pred.add_argument("--checkpoint", type=Path,
+                      help="load the model from this folder (written by 'vsbench train') instead of training it; "
+                      "for the deep models (adipocyte-patchgan-tiny, patchgan-lmc-tiny: any config of theirs)")
     pred.add_argument("--out", type=Path, required=True, help="prediction folder to write")
     pred.add_argument("--overwrite", action="store_true", help="recompute every case")
     pred.set_defaults(func=_cmd_predict)
@@ -395,7 +407,9 @@ def _cmd_predict(args) -> int:
     for s in (split, train):
         if s is not None and s.task != task:
             raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
-    predictor = make_algorithm(args.algorithm)
+    if args.checkpoint is not None and args.train is not None:
+        raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
+    predictor = make_algorithm(args.algorithm, checkpoint=args.checkpoint)
     if task == "adipocyte":
         from vsbench.harness.predict_adipocyte import fit_adipocyte_if_needed, run_adipocyte_predictor
 

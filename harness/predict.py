@@ -56,7 +56,9 @@ def training_examples(split: Split) -> Iterator[TrainingExample]:
 
 
 def fit_if_needed(predictor: Predictor, train: Split | None) -> None:
-    if isinstance(predictor, Trainable):
+    """Call ``predictor.fit`` on the examples of ``train`` if the predictor learns and is not trained yet
+    (``fitted``, e.g. loaded from a checkpoint); :class:`ValueError` if it must learn and ``train`` is None."""
+    if isinstance(predictor, Trainable) and not getattr(predictor, "fitted", False):
         if train is None:
             raise ValueError(f"algorithm '{predictor.name}' learns from data: pass a training split (--train)")
         predictor.fit(training_examples(train))
@@ -79,9 +81,14 @@ def run_predictor(
     if previous and previous.get("algorithm") != predictor.name:
         raise ValueError(f"{out} holds predictions of '{previous.get('algorithm')}'; choose another folder "
                          "or --overwrite")
+    model = getattr(predictor, "provenance", None)  # e.g. the checkpoint and its sha256
+    if previous and previous.get("model", model) != model:
+        raise ValueError(f"{out} holds predictions of another model of '{predictor.name}' (run.json 'model' "
+                         "differs: other weights or settings); choose another folder or --overwrite")
     statuses: dict[str, dict] = {c["image"]: c for c in previous.get("cases", [])}
     record = {
         "algorithm": predictor.name,
+        "model": model,
         "task": split.task,
         "split": str(split.root),
         "inputs_hash": split.manifest.get("inputs_hash"),

@@ -101,13 +101,14 @@ def predictor_task(predictor: object) -> str:
 
 
 def fit_adipocyte_if_needed(predictor: AdipocytePredictor, train: Split | None, for_split: Split | None = None) -> None:
-    """Call ``predictor.fit`` on the examples of ``train`` if the predictor learns.
+    """Call ``predictor.fit`` on the examples of ``train`` if the predictor learns and is not trained yet
+    (``fitted``, e.g. loaded from a checkpoint).
 
     :class:`ValueError` if it learns and ``train`` is None, or ``train`` is not an adipocyte split. A warning
     if ``for_split`` (the split to be predicted) has another magnification than ``train`` (the challenge's
     models are trained per magnification).
     """
-    if isinstance(predictor, AdipocyteTrainable):
+    if isinstance(predictor, AdipocyteTrainable) and not getattr(predictor, "fitted", False):
         if train is None:
             raise ValueError(f"algorithm '{predictor.name}' learns from data: pass a training split (--train)")
         if train.task != TASK:
@@ -150,9 +151,14 @@ def run_adipocyte_predictor(
     if previous and previous.get("algorithm") != predictor.name:
         raise ValueError(f"{out} holds predictions of '{previous.get('algorithm')}'; choose another folder "
                          "or --overwrite")
+    model = getattr(predictor, "provenance", None)  # e.g. the checkpoint and its sha256
+    if previous and previous.get("model", model) != model:
+        raise ValueError(f"{out} holds predictions of another model of '{predictor.name}' (run.json 'model' "
+                         "differs: other weights or settings); choose another folder or --overwrite")
     statuses: dict[str, dict] = {c["image"]: c for c in previous.get("cases", [])}
     record = {
         "algorithm": predictor.name,
+        "model": model,
         "task": TASK,
         "split": str(split.root),
         "inputs_hash": split.manifest.get("inputs_hash"),

@@ -18,6 +18,7 @@ from vsbench.algorithms.adipocyte_base import (
     check_outputs,
 )
 from vsbench.algorithms.patchgan.config import get_config
+from vsbench.algorithms.patchgan.networks import CompositeGenerator
 from vsbench.algorithms.patchgan.predictor import PatchGANPredictor, pad_to_multiple
 from vsbench.algorithms.patchgan.train import (
     CHECKPOINT,
@@ -25,12 +26,14 @@ from vsbench.algorithms.patchgan.train import (
     Trainer,
     load_checkpoint,
     load_training_data,
+    masked_mae,
     train,
+    validation_mae,
 )
 from vsbench.algorithms.registry import algorithm_task, make_algorithm
 from vsbench.harness.cli import build_parser, main
 
-CFG = dataclasses.replace(get_config("tiny"), crop=32, batch_size=2)
+CFG = dataclasses.replace(get_config("tiny"), crop=32, crop_before_augmentation=46, batch_size=2)
 
 
 def _examples(n: int = 2, size: int = 48, seed: int = 0) -> list[AdipocyteTrainingExample]:
@@ -136,3 +139,87 @@ def test_train_cli(tmp_path, capsys):
     assert "step 2" in capsys.readouterr().out
     assert load_checkpoint(out)["step"] == 2
     assert len(list(csv.DictReader((out / LOSSES_CSV).open()))) == 2
+
+
+def test_validation_mae_is_the_organisers_pixel_mae_and_goes_to_the_csv(data, tmp_path):
+    from vsbench.metrics.adipocyte import pixel_mae
+
+    val = load_training_data(_examples(2, size=40, seed=5))
+    trainer = train(CFG, data, tmp_path, steps=2, seed=0, steps_per_epoch=1, val_data=val)
+    scores = validation_mae(trainer, val)
+    predictor = PatchGANPredictor(checkpoint=tmp_path)
+    examples = _examples(2, size=40, seed=5)
+    predictions = [predictor.predict(ex.case) for ex in examples]
+    expected = pixel_mae([ex.targets for ex in examples], predictions)
+    assert scores["mean"] == pytest.approx(expected["pixel_mae"], rel=1e-12)
+    for c, value in zip(CHANNELS, expected["per_channel"].values(), strict=True):  # C01, C02, C03
+        assert scores[c] == pytest.approx(value, rel=1e-12)
+    rows = list(csv.DictReader((tmp_path / LOSSES_CSV).open()))
+    assert len(rows) == 2 and float(rows[-1]["val_mae"]) == pytest.approx(scores["mean"], rel=1e-5)
+    assert all(float(rows[-1][f"val_{c}"]) > 0 for c in CHANNELS)
+
+
+def test_masked_targets_leave_missing_channels_out_of_the_mae():
+    fake = torch.zeros(2, 3, 4, 4)
+    target = torch.ones(2, 3, 4, 4)
+    target[0, 1] = 100.0  # missing in image 0: must not count
+    mask = torch.tensor([[True, False, True], [True, True, True]])
+    assert masked_mae(fake, target, mask).item() == pytest.approx(1.0)
+    assert masked_mae(fake, target, None).item() == pytest.approx((99 * 16 + 6 * 16) / 96)
+
+
+def test_stage2_models_train_on_frozen_stage1_resume_and_load(data, tmp_path):
+    cfg = dataclasses.replace(CFG, stage2=("nuclei",))
+    trainer = train(cfg, data, tmp_path / "a", steps=2, seed=0, stage2_steps=3, steps_per_epoch=1)
+    assert trainer.step == 2 and set(trainer.stage2_trainers) == {"nuclei"}
+    stage1 = _params(trainer.generator)
+    t2 = trainer.stage2_trainers["nuclei"]
+    assert t2.step == 3 and (tmp_path / "a" / "stage2_nuclei" / CHECKPOINT).is_file()
+    _assert_same(_params(trainer.generator), stage1)  # stage 2 never changes Model 1
+    assert (t2.generator.in_channels, t2.generator.out_channels) == (7 + 3, 1)
+    x, y, mask = t2.batch(data)
+    assert x.shape[1] == 7 and y.shape[1] == 3
+    # interrupted after one stage-2 update, then resumed: same weights as straight through
+    train(cfg, data, tmp_path / "b", steps=2, seed=0, stage2_steps=1, steps_per_epoch=1)
+    resumed = train(cfg, data, tmp_path / "b", steps=2, seed=0, stage2_steps=3, steps_per_epoch=1)
+    _assert_same(_params(resumed.stage2_trainers["nuclei"].generator), _params(t2.generator))
+    # the predictor composes Model 1 and the stage-2 model; lipids and cytoplasm stay Model 1's
+    predictor = PatchGANPredictor(checkpoint=tmp_path / "a")
+    assert list(predictor.generator.stage2) == ["nuclei"]
+    plain = PatchGANPredictor()
+    plain.generator = CompositeGenerator(predictor.generator.stage1, {}, CHANNELS).eval()
+    case = _examples(1, size=40, seed=9)[0].case
+    both, first = predictor.predict(case), plain.predict(case)
+    assert np.array_equal(both["lipids"], first["lipids"]) and np.array_equal(both["cytoplasm"], first["cytoplasm"])
+    assert not np.array_equal(both["nuclei"], first["nuclei"])
+    digest = predictor.provenance["checkpoint_sha256"]
+    (tmp_path / "a" / "stage2_nuclei" / CHECKPOINT).unlink()  # the digest covers the stage-2 weights
+    assert PatchGANPredictor(checkpoint=tmp_path / "a").provenance["checkpoint_sha256"] != digest
+
+
+def test_predict_cli_loads_a_checkpoint_and_records_it(tmp_path, capsys):
+    import json
+
+    from vsbench.harness.synth_adipocyte import synthesize_adipocyte
+
+    split = synthesize_adipocyte(tmp_path / "split", "20x", sets=2, size=(64, 64), seed=0)
+    ckpt = tmp_path / "ckpt"
+    assert main(["--quiet", "train", "patchgan", "--split", str(split), "--val", str(split), "--out", str(ckpt),
+                 "--steps", "1"]) == 0
+    out = tmp_path / "pred"
+    argv = ["--quiet", "predict", "--split", str(split), "--algorithm", "adipocyte-patchgan-tiny",
+            "--checkpoint", str(ckpt), "--out", str(out)]
+    assert main(argv) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["algorithm"] == "adipocyte-patchgan-tiny" and record["model"]["step"] == 1
+    assert len(record["model"]["checkpoint_sha256"]) == 64 and record["model"]["checkpoint"] == str(ckpt.resolve())
+    assert all(c["status"] == "ok" for c in record["cases"]) and len(record["cases"]) == 2
+    assert main(["--quiet", "train", "patchgan", "--split", str(split), "--out", str(ckpt), "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main(argv) == 2  # other weights: refuses to mix them into the same folder
+    assert "another model" in capsys.readouterr().err
+    assert main([*argv[:-2], "--out", str(tmp_path / "p2"), "--train", str(split)]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["--quiet", "predict", "--split", str(split), "--algorithm", "adipocyte-ridge",
+                 "--checkpoint", str(ckpt), "--out", str(tmp_path / "p3")]) == 2
+    assert "does not load checkpoints" in capsys.readouterr().err

@@ -73,7 +73,7 @@ def sample_transform(out: int, rng: np.random.Generator, aug: Augmentation = PAP
         src[..., 0] = -src[..., 0]
     if alpha > 0:
         noise = rng.uniform(-1.0, 1.0, (2, out, out))
-        field = np.stack([gaussian_filter(n, aug.elastic_sigma, mode="constant") for n in noise], axis=-1)
+        field = np.stack([gaussian_filter(n, aug.elastic_sigma) for n in noise], axis=-1)
         src = src + alpha * field
     return src
 

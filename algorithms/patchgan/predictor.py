@@ -16,6 +16,7 @@ raw intensity scale of the targets.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import tempfile
 from collections.abc import Iterable
@@ -41,7 +42,6 @@ __all__ = ["PatchGANPredictor", "PAD_MULTIPLE", "DEFAULT_STEPS", "pad_to_multipl
 
 DEFAULT_STEPS = 2500  # at most; about 4 minutes on a 2-core CPU
 DEFAULT_EPOCHS = 10.0  # passes over the training pixels (8 sets of 512²: 2,560 steps, so the cap applies)
-REUSE = 4  # updates per batch of crops
 ALIGNMENT = "default"
 UINT16_MAX = 65535
 
@@ -62,7 +62,23 @@ def load_generator(checkpoint: Path | str) -> tuple[CompositeGenerator, str, int
             generator.load_state_dict(load_checkpoint(sub)["generator"])
             stage2[c] = generator
     model = CompositeGenerator(stage1, stage2, cfg.channels).eval()
+    model.config_name = cfg.name
     return model, state["alignment"], int(state["step"])
+
+
+def checkpoint_digest(checkpoint: Path | str) -> str:
+    """sha256 over the checkpoint files an inference model is loaded from (Model 1's, then each stage-2 one's,
+    by relative path), so a prediction record names the exact weights."""
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent
+    files = [folder / CHECKPOINT, *sorted(folder.glob(f"stage2_*/{CHECKPOINT}"))]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(folder)).encode() + b"\0")
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 class PatchGANPredictor:
@@ -79,14 +95,24 @@ class PatchGANPredictor:
         self.generator: torch.nn.Module | None = None
         self.alignment = "default"
         self.step = 0
+        self.provenance: dict = {"config": config, "trained": "in-process by fit()", "seed": seed}
         if checkpoint is not None:
             self.load(checkpoint)
+
+    @property
+    def fitted(self) -> bool:
+        """True once trained or loaded: the harness then needs no training split."""
+        return self.generator is not None
 
     def load(self, checkpoint: Path | str) -> None:
         """Load the inference model from a checkpoint folder written by ``vsbench train patchgan`` (or its
         ``checkpoint.pt``): Model 1, plus the second-stage model of each channel that has a ``stage2_<channel>``
         subfolder (the other channels keep Model 1's output, as the original's ``load_model``)."""
         self.generator, self.alignment, self.step = load_generator(checkpoint)
+        cfg = self.generator.config_name
+        self.name = f"adipocyte-patchgan-{cfg}"
+        self.provenance = {"checkpoint": str(Path(checkpoint).resolve()), "config": cfg, "step": self.step,
+                           "checkpoint_sha256": checkpoint_digest(checkpoint)}
 
     def training_plan(self, data: TrainingData) -> tuple[PatchGANConfig, int]:
         """The config and step count ``fit`` trains ``data`` with.
@@ -102,7 +128,7 @@ class PatchGANPredictor:
         cfg = dataclasses.replace(cfg, crop=crop)
         pixels = sum(x.shape[1] * x.shape[2] for x in data.inputs)
         batches = math.ceil(self.epochs * pixels / (cfg.batch_size * crop * crop))
-        return cfg, max(1, min(self.steps, batches * REUSE))
+        return cfg, max(1, min(self.steps, batches * cfg.crop_reuse))
 
     def fit(self, examples: Iterable[AdipocyteTrainingExample]) -> None:
         """Train for :meth:`training_plan`'s steps (no-op if loaded from a checkpoint).
@@ -114,12 +140,13 @@ class PatchGANPredictor:
         data = load_training_data(examples, ALIGNMENT)
         cfg, steps = self.training_plan(data)
         if self.work_dir is not None:
-            train(cfg, data, self.work_dir, steps, self.seed, reuse=REUSE, alignment=ALIGNMENT, progress=self.progress)
+            train(cfg, data, self.work_dir, steps, self.seed, alignment=ALIGNMENT, progress=self.progress)
             self.load(self.work_dir)
             return
         with tempfile.TemporaryDirectory(prefix="vsbench-patchgan-") as tmp:
-            train(cfg, data, Path(tmp), steps, self.seed, reuse=REUSE, alignment=ALIGNMENT, progress=self.progress)
+            train(cfg, data, Path(tmp), steps, self.seed, alignment=ALIGNMENT, progress=self.progress)
             self.load(Path(tmp))
+            self.provenance = {**self.provenance, "checkpoint": "in-process by fit(), not kept", "seed": self.seed}
 
     @torch.no_grad()
     def predict(self, case: AdipocyteCase) -> dict[str, np.ndarray]:
