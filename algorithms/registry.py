@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import inspect
+from pathlib import Path
 
 from vsbench.algorithms.adipocyte_base import AdipocytePredictor
 from vsbench.algorithms.base import Predictor
@@ -48,6 +50,12 @@ def algorithm_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_algorithm(name: str) -> Predictor | AdipocytePredictor:
-    """A fresh instance of the named algorithm with its default settings."""
-    return algorithm_class(name)()
+def make_algorithm(name: str, checkpoint: str | Path | None = None) -> Predictor | AdipocytePredictor:
+    """A fresh instance of the named algorithm with its default settings, or loaded from ``checkpoint`` (a
+    folder written by ``vsbench train``) for the algorithms that take one."""
+    cls = algorithm_class(name)
+    if checkpoint is None:
+        return cls()
+    if "checkpoint" not in inspect.signature(cls).parameters:
+        raise ValueError(f"algorithm '{name}' does not load checkpoints")
+    return cls(checkpoint=checkpoint)
