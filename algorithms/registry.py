@@ -16,6 +16,7 @@ _ENTRIES = {
     "train-mean": "vsbench.algorithms.baselines:TrainMeanBaseline",
     "filterbank": "vsbench.algorithms.baselines:FilterBankRegression",
     "tiny-unet": "vsbench.algorithms.unet:TinyUNet",
+    "patchgan-lmc-tiny": "vsbench.algorithms.patchgan.lmc:PatchGANLMCPredictor",
     "adipocyte-train-median": "vsbench.algorithms.adipocyte_baselines:AdipocyteTrainMedian",
     "adipocyte-ridge": "vsbench.algorithms.adipocyte_baselines:AdipocyteRidge",
     "adipocyte-patchgan-tiny": "vsbench.algorithms.patchgan.predictor:PatchGANPredictor",

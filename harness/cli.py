@@ -156,10 +156,12 @@ def _add_train(sub) -> None:
         "same OUT, config and seed resumes from the checkpoint up to --steps updates in all.",
     )
     p.add_argument("model", choices=["patchgan"], help="model family")
-    p.add_argument("--task", default="adipocyte", choices=["adipocyte"], help="task (default adipocyte)")
+    p.add_argument("--task", default="adipocyte", choices=["adipocyte", "lmc"],
+                   help="task (default adipocyte); lmc: one transmitted-light slice -> 4 organelles, configs "
+                   "lmc-tiny and paper-lmc")
     p.add_argument("--split", type=Path, required=True, help="training split (with ground truth)")
-    p.add_argument("--config", default="tiny", choices=PATCHGAN_CONFIGS,
-                   help="configuration (default tiny; paper-* are for GPU machines)")
+    p.add_argument("--config", choices=PATCHGAN_CONFIGS,
+                   help="configuration (default tiny, or lmc-tiny for --task lmc; paper-* are for GPU machines)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumed if it holds one)")
     p.add_argument("--steps", type=int, default=2500, help="updates in all, resumed ones included (default 2500)")
     p.add_argument("--steps-per-epoch", type=int, default=100, help="updates per checkpoint and CSV row (default 100)")
@@ -169,24 +171,35 @@ def _add_train(sub) -> None:
     p.add_argument("--stage2-steps", type=int,
                    help="updates of each second-stage model (configs with stage 2, e.g. paper-20x; default --steps)")
     p.add_argument("--alignment", default="default", choices=["default", "none"],
-                   help="brightfield alignment: the Table 1 site model of the magnification (default) or none")
+                   help="adipocyte brightfield alignment: Table 1 site model of the magnification (default) or none")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
+    from vsbench.algorithms.patchgan.config import get_config
     from vsbench.algorithms.patchgan.train import CHECKPOINT, train
     from vsbench.harness.split import Split
 
+    config = args.config or ("lmc-tiny" if args.task == "lmc" else "tiny")
+    if get_config(config).task != args.task:
+        raise ValueError(f"config {config} is for the {get_config(config).task} task, not {args.task}")
     split = Split(args.split)
     val = Split(args.val) if args.val is not None else None
     for s in (split, val):
         if s is not None and s.task != args.task:
             raise ValueError(f"{s.root} is an {s.task} split, not {args.task}")
-    trainer = train(args.config, split, args.out, steps=args.steps, seed=args.seed,
-                    steps_per_epoch=args.steps_per_epoch, alignment=args.alignment, val_data=val,
+    alignment = args.alignment
+    if args.task == "lmc":  # LMC slices come aligned; the adipocyte site model does not apply
+        from vsbench.algorithms.patchgan.lmc import lmc_training_data_from_split
+
+        split = lmc_training_data_from_split(split.root)
+        val = lmc_training_data_from_split(val.root) if val is not None else None
+        alignment = "none"
+    trainer = train(config, split, args.out, steps=args.steps, seed=args.seed,
+                    steps_per_epoch=args.steps_per_epoch, alignment=alignment, val_data=val,
                     stage2_steps=args.stage2_steps, progress=not args.quiet)
-    print(f"{args.out / CHECKPOINT}: {args.model} {args.config}, step {trainer.step}")
+    print(f"{args.out / CHECKPOINT}: {args.model} {config}, step {trainer.step}")
     for c, t2 in trainer.stage2_trainers.items():
         print(f"{args.out / f'stage2_{c}' / CHECKPOINT}: stage 2 {c}, step {t2.step}")
     return 0

@@ -66,6 +66,12 @@ def load_generator(checkpoint: Path | str) -> tuple[CompositeGenerator, str, int
     return model, state["alignment"], int(state["step"])
 
 
+def checkpoint_provenance(checkpoint: Path | str, config_name: str, step: int) -> dict:
+    """What a prediction record says of a loaded model: folder, config, step and :func:`checkpoint_digest`."""
+    return {"checkpoint": str(Path(checkpoint).resolve()), "config": config_name, "step": step,
+            "checkpoint_sha256": checkpoint_digest(checkpoint)}
+
+
 def checkpoint_digest(checkpoint: Path | str) -> str:
     """sha256 over the checkpoint files an inference model is loaded from (Model 1's, then each stage-2 one's,
     by relative path), so a prediction record names the exact weights."""
@@ -109,10 +115,8 @@ class PatchGANPredictor:
         ``checkpoint.pt``): Model 1, plus the second-stage model of each channel that has a ``stage2_<channel>``
         subfolder (the other channels keep Model 1's output, as the original's ``load_model``)."""
         self.generator, self.alignment, self.step = load_generator(checkpoint)
-        cfg = self.generator.config_name
-        self.name = f"adipocyte-patchgan-{cfg}"
-        self.provenance = {"checkpoint": str(Path(checkpoint).resolve()), "config": cfg, "step": self.step,
-                           "checkpoint_sha256": checkpoint_digest(checkpoint)}
+        self.name = f"adipocyte-patchgan-{self.generator.config_name}"
+        self.provenance = checkpoint_provenance(checkpoint, self.generator.config_name, self.step)
 
     def training_plan(self, data: TrainingData) -> tuple[PatchGANConfig, int]:
         """The config and step count ``fit`` trains ``data`` with.
