@@ -172,7 +172,8 @@ def _add_train(sub) -> None:
                    help="updates of each second-stage model (configs with stage 2, e.g. paper-20x; default --steps)")
     p.add_argument("--alignment", default="default", choices=["default", "none"],
                    help="adipocyte brightfield alignment: Table 1 site model of the magnification (default) or none")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bar (as the global --quiet)")
     p.set_defaults(func=_cmd_train)
 
 

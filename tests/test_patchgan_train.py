@@ -18,8 +18,8 @@ from vsbench.algorithms.adipocyte_base import (
     check_outputs,
 )
 from vsbench.algorithms.patchgan.config import get_config
-from vsbench.algorithms.patchgan.networks import CompositeGenerator
-from vsbench.algorithms.patchgan.predictor import PatchGANPredictor, pad_to_multiple
+from vsbench.algorithms.patchgan.networks import CompositeGenerator, pad_to_multiple
+from vsbench.algorithms.patchgan.predictor import PatchGANPredictor
 from vsbench.algorithms.patchgan.train import (
     CHECKPOINT,
     LOSSES_CSV,
@@ -129,6 +129,9 @@ def test_train_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     assert "--steps" in capsys.readouterr().out
+    for argv in (["--quiet", "train", "patchgan"], ["train", "patchgan", "--quiet"]):  # either place silences it
+        assert build_parser().parse_args([*argv, "--split", "s", "--out", "o"]).quiet is True
+    assert build_parser().parse_args(["train", "patchgan", "--split", "s", "--out", "o"]).quiet is False
     from vsbench.harness.synth_adipocyte import synthesize_adipocyte
 
     split = synthesize_adipocyte(tmp_path / "split", "20x", sets=1, size=(128, 128), seed=0)

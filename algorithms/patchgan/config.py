@@ -111,7 +111,7 @@ CONFIGS: dict[str, PatchGANConfig] = {
                        mae_weight=0.001, published=dict(_TABLE2_SINGLE)),
         PatchGANConfig("tiny", "the paper architecture scaled down to run on a CPU (tests, demos); no stage 2",
                        breadth=8, depth=3, discriminator_widths=(8, 16, 32), crop=128, crop_before_augmentation=182,
-                       crop_reuse=4, batch_size=2, mae_weight=0.2, lr=5e-4),
+                       augmentation="flips", crop_reuse=4, batch_size=2, mae_weight=0.2, lr=5e-4),
         PatchGANConfig("paper-lmc", "the paper-40x/60x Model 1 on Light My Cells: one transmitted-light slice -> "
                        "nucleus, mitochondria, tubulin, actin (not published; our configuration)",
                        in_channels=1, channels=ORGANELLES, task="lmc", target_scale=LMC_TARGET_SCALE),

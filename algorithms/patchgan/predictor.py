@@ -6,6 +6,11 @@ nothing), or trained in-process by ``fit(examples)`` (the registry's ``adipocyte
 config, seed 0, :data:`DEFAULT_EPOCHS` passes over the training pixels but at most :data:`DEFAULT_STEPS` updates,
 about 4 minutes on a 2-core CPU; crops shrink to fit smaller training images, see :meth:`training_plan`).
 
+A checkpoint folder holds Model 1 (``checkpoint.pt``) and, for configs with a second stage, one
+``stage2_<channel>/checkpoint.pt`` per refined channel; :func:`load_generator` composes them (channels without a
+stage-2 model keep Model 1's output) and :func:`checkpoint_digest` names the weights in the prediction record.
+Loaded from a checkpoint, the predictor is named after its config (``adipocyte-patchgan-paper-20x`` ...).
+
 ``predict``: the 7 brightfield planes get the alignment the model was trained with (the Table 1 site model of
 the set's site by default), the whole image is reflect-padded at the bottom / right to a multiple of
 :data:`PAD_MULTIPLE` (32, as the original; or the generator's own multiple if larger), the generator runs once
@@ -38,7 +43,7 @@ from vsbench.algorithms.patchgan.train import (
     train,
 )
 
-__all__ = ["PatchGANPredictor", "PAD_MULTIPLE", "DEFAULT_STEPS", "pad_to_multiple"]
+__all__ = ["PatchGANPredictor", "DEFAULT_STEPS", "load_generator", "checkpoint_provenance", "checkpoint_digest"]
 
 DEFAULT_STEPS = 2500  # at most; about 4 minutes on a 2-core CPU
 DEFAULT_EPOCHS = 10.0  # passes over the training pixels (8 sets of 512²: 2,560 steps, so the cap applies)

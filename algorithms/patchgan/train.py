@@ -1,4 +1,4 @@
-"""Training of the Patch-GAN virtual stainer (Model 1) on an adipocyte training split.
+"""Training of the Patch-GAN virtual stainer (Model 1 and the stage-2 models) on a training split.
 
 Least-squares conditional GAN, as ``shared/reference/adipocyte.md`` §3.3 / §3.7 describe the submitted code:
 
@@ -8,20 +8,32 @@ Least-squares conditional GAN, as ``shared/reference/adipocyte.md`` §3.3 / §3.
 * one Adam per network, ``lr`` and ``betas`` from the :class:`~vsbench.algorithms.patchgan.config.PatchGANConfig`;
   each step updates D once, then G once.
 
+Stage 2 (§3.1; ``config.stage2``, at 20x nuclei and cytoplasm): after Model 1, one Patch-GAN per listed channel
+is trained with the same losses and hyper-parameters; its generator takes the brightfield and Model 1's three
+outputs (10 channels, Model 1 frozen) and gives the one channel; its discriminator sees that channel and the
+brightfield. Each lives in ``OUT/stage2_<channel>/``.
+
 Data. Every training image set is loaded once: its 7 brightfield planes are first aligned to the fluorescence
 with :func:`vsbench.harness.alignment.apply_alignment`, using the seed's Table 1 site model for the split's
 magnification (``alignment="default"``; the same correction the predictor applies at inference, from the set's
-site), or not at all (``alignment="none"``). A batch is ``config.batch_size`` random ``config.crop`` squares
-(random set, position, flips and a multiple of 90° rotation) and is reused for ``reuse`` consecutive updates,
-as the reference reuses its augmented crops. Left out of this version (issue 4 §2): the 724-px crops with
-free rotation, scale 0.95-1.05, shear ±0.025 and elastic deformation, and the stage-2 models.
+site), or not at all (``alignment="none"``). A batch is ``config.batch_size`` random crops of
+``config.crop_before_augmentation`` px (724, the reference's 512·√2) loaded together and reused for
+``config.crop_reuse`` updates (16, the notebooks' ``updates_per_reload``); every update augments them anew
+(:mod:`vsbench.algorithms.patchgan.augment`: flip, rotation, scale 0.95-1.05, shear ±0.025, elastic α ≤ 80
+σ 7, centre crop to ``config.crop``). ``config.augmentation = "flips"`` uses crops of ``config.crop`` with
+flips and k·90° rotations only. Images that lack some target channels (LMC fields) carry a ``present`` mask:
+the MAE leaves those channels out, and the discriminator's "real" input shows the generator's own output there.
 
-Determinism and resume. The networks are initialised from ``torch.manual_seed(seed)``; the crops of batch ``k``
-come from ``numpy.random.default_rng([seed, k])``, a function of the seed and the batch index only, so a run
-resumed from a checkpoint continues exactly as an uninterrupted one (on CPU). A checkpoint
+Validation. With ``val_data``, every epoch ends with the pooled pixel MAE (the organisers' definition,
+:func:`validation_mae`) of the network on the whole validation images, in ``losses.csv`` and on the bar.
+
+Determinism and resume. The networks are initialised from ``torch.manual_seed(seed)`` (stage-2 models from
+``seed + 1 + channel index``); the crops of load ``k`` come from ``numpy.random.default_rng([seed, k])`` and
+the augmentation of step ``s`` from ``default_rng([seed, k, s])``, functions of the seed and the step only,
+so a run resumed from a checkpoint continues exactly as an uninterrupted one (on CPU). A checkpoint
 (``OUT/checkpoint.pt``, replaced atomically) holds both networks, both optimisers, the step, the config, the
 seed and the alignment; ``OUT/losses.csv`` has one row per epoch (``steps_per_epoch`` updates) with the mean
-losses, the training MAE and the wall time.
+losses, the validation MAE and the wall time.
 """
 
 from __future__ import annotations
