@@ -21,6 +21,7 @@ from vsbench.algorithms.patchgan.config import get_config
 from vsbench.algorithms.patchgan.networks import CompositeGenerator, pad_to_multiple
 from vsbench.algorithms.patchgan.predictor import PatchGANPredictor
 from vsbench.algorithms.patchgan.train import (
+    BEST,
     CHECKPOINT,
     LOSSES_CSV,
     Trainer,
@@ -160,6 +161,11 @@ def test_validation_mae_is_the_organisers_pixel_mae_and_goes_to_the_csv(data, tm
     rows = list(csv.DictReader((tmp_path / LOSSES_CSV).open()))
     assert len(rows) == 2 and float(rows[-1]["val_mae"]) == pytest.approx(scores["mean"], rel=1e-5)
     assert all(float(rows[-1][f"val_{c}"]) > 0 for c in CHANNELS)
+    # best.pt: the epoch with the lowest validation MAE, loadable by the predictor
+    vals = [float(r["val_mae"]) for r in rows]
+    best = load_checkpoint(tmp_path / BEST)
+    assert best["step"] == 1 + vals.index(min(vals)) and best["best_val_mae"] == pytest.approx(min(vals), rel=1e-5)
+    assert PatchGANPredictor(checkpoint=tmp_path / BEST).step == best["step"]
 
 
 def test_masked_targets_leave_missing_channels_out_of_the_mae():

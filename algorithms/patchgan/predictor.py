@@ -53,16 +53,15 @@ UINT16_MAX = 65535
 
 def load_generator(checkpoint: Path | str) -> tuple[CompositeGenerator, str, int]:
     """``(inference model, alignment, step)`` of a checkpoint folder (or file); see :meth:`PatchGANPredictor.load`."""
-    path = Path(checkpoint)
-    folder = path if path.is_dir() else path.parent
-    state = load_checkpoint(path)
+    files = checkpoint_files(checkpoint)
+    state = load_checkpoint(files[0])
     cfg = config_from_checkpoint(state)
     stage1 = build_networks(dataclasses.replace(cfg, stage2=()))["generator"]
     stage1.load_state_dict(state["generator"])
     stage2 = {}
-    for c in cfg.channels:
-        sub = folder / f"stage2_{c}" / CHECKPOINT
-        if c in cfg.stage2 and sub.is_file():
+    for sub in files[1:]:
+        c = sub.parent.name.removeprefix("stage2_")
+        if c in cfg.stage2:
             generator, _ = build_stage2_networks(cfg)
             generator.load_state_dict(load_checkpoint(sub)["generator"])
             stage2[c] = generator
@@ -77,12 +76,28 @@ def checkpoint_provenance(checkpoint: Path | str, config_name: str, step: int) -
             "checkpoint_sha256": checkpoint_digest(checkpoint)}
 
 
-def checkpoint_digest(checkpoint: Path | str) -> str:
-    """sha256 over the checkpoint files an inference model is loaded from (Model 1's, then each stage-2 one's,
-    by relative path), so a prediction record names the exact weights."""
+def checkpoint_files(checkpoint: Path | str) -> list[Path]:
+    """The files an inference model is loaded from: Model 1's (``DIR/checkpoint.pt``, or the file given, e.g.
+    ``DIR/best.pt``), then, in channel-name order, each ``DIR/stage2_<channel>/`` file of the same name (else
+    that folder's ``checkpoint.pt``)."""
     path = Path(checkpoint)
-    folder = path if path.is_dir() else path.parent
-    files = [folder / CHECKPOINT, *sorted(folder.glob(f"stage2_*/{CHECKPOINT}"))]
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no patchgan checkpoint")
+    stage2 = []
+    for sub in sorted(p for p in path.parent.glob("stage2_*") if p.is_dir()):
+        chosen = sub / path.name if (sub / path.name).is_file() else sub / CHECKPOINT
+        if chosen.is_file():
+            stage2.append(chosen)
+    return [path, *stage2]
+
+
+def checkpoint_digest(checkpoint: Path | str) -> str:
+    """sha256 over :func:`checkpoint_files` (names relative to the folder, then contents), so a prediction record
+    names the exact weights."""
+    files = checkpoint_files(checkpoint)
+    folder = files[0].parent
     digest = hashlib.sha256()
     for f in files:
         digest.update(str(f.relative_to(folder)).encode() + b"\0")

@@ -25,7 +25,9 @@ flips and k·90° rotations only. Images that lack some target channels (LMC fie
 the MAE leaves those channels out, and the discriminator's "real" input shows the generator's own output there.
 
 Validation. With ``val_data``, every epoch ends with the pooled pixel MAE (the organisers' definition,
-:func:`validation_mae`) of the network on the whole validation images, in ``losses.csv`` and on the bar.
+:func:`validation_mae`) of the network on the whole validation images, in ``losses.csv`` and on the bar; the
+state of the best epoch so far is kept in ``OUT/best.pt`` (the report chose its models by validation scores,
+§3.6), which ``vsbench predict --checkpoint OUT/best.pt`` loads.
 
 Determinism and resume. The networks are initialised from ``torch.manual_seed(seed)`` (stage-2 models from
 ``seed + 1 + channel index``); the crops of load ``k`` come from ``numpy.random.default_rng([seed, k])`` and
@@ -58,13 +60,14 @@ from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, b
 from vsbench.algorithms.patchgan.networks import PAD_MULTIPLE, pad_to_multiple
 
 __all__ = [
-    "CHECKPOINT", "LOSSES_CSV", "ALIGNMENTS", "TrainingData", "align_planes", "load_training_data", "sample_crops",
-    "flips_and_rotations", "masked_mae", "discriminator_loss", "generator_loss", "Trainer", "validation_mae", "train",
-    "load_checkpoint", "config_from_checkpoint",
+    "CHECKPOINT", "BEST", "LOSSES_CSV", "ALIGNMENTS", "TrainingData", "align_planes", "load_training_data",
+    "sample_crops", "flips_and_rotations", "masked_mae", "discriminator_loss", "generator_loss", "Trainer",
+    "validation_mae", "train", "load_checkpoint", "config_from_checkpoint",
 ]
 
 FORMAT = "vsbench-patchgan-2"
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the epoch with the lowest validation MAE (with --val)
 LOSSES_CSV = "losses.csv"
 ALIGNMENTS = ("default", "none")
 CSV_FIELDS = ("epoch", "step", "d_loss", "g_loss", "g_adv", "g_mae", "seconds")
@@ -222,6 +225,7 @@ class Trainer:
         self.g_opt = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.lr, betas=cfg.adam_betas)
         self.step = 0
+        self.best_val_mae: float | None = None  # lowest validation MAE so far (its weights in best.pt)
         self._crops: tuple[int, tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def batch(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -299,6 +303,7 @@ class Trainer:
             "channels": list(self.config.channels),
             "stage2": self.stage2,
             "step": self.step,
+            "best_val_mae": self.best_val_mae,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "g_opt": self.g_opt.state_dict(),
@@ -311,15 +316,16 @@ class Trainer:
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
         self.step = int(state["step"])
+        self.best_val_mae = state.get("best_val_mae")
         self.magnification = state.get("magnification")
         self._crops = None
 
-    def save(self, out_dir: Path) -> Path:
-        """Write ``out_dir/checkpoint.pt`` atomically (temporary file, then rename)."""
+    def save(self, out_dir: Path, name: str = CHECKPOINT) -> Path:
+        """Write ``out_dir/<name>`` (default ``checkpoint.pt``) atomically (temporary file, then rename)."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / CHECKPOINT
-        tmp = out_dir / f".{CHECKPOINT}.{os.getpid()}.tmp"
+        path = out_dir / name
+        tmp = out_dir / f".{name}.{os.getpid()}.tmp"
         torch.save(self.state_dict(), tmp)
         tmp.replace(path)
         return path
@@ -457,6 +463,9 @@ def _run(trainer: Trainer, data: TrainingData, val: TrainingData | None, out_dir
                     row.update({"val_mae": f"{scores['mean']:.6g}",
                                 **{f"val_{c}": f"{v:.6g}" for c, v in scores.items() if c != "mean"}})
                     last_val = f"{scores['mean']:.3f}"
+                    if trainer.best_val_mae is None or scores["mean"] < trainer.best_val_mae:
+                        trainer.best_val_mae = scores["mean"]
+                        trainer.save(out_dir, BEST)
                 trainer.save(out_dir)
                 _append_csv(out_dir / LOSSES_CSV, row, fields)
                 sums, n, t0 = {}, 0, time.perf_counter()
