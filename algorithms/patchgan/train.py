@@ -20,9 +20,11 @@ site), or not at all (``alignment="none"``). A batch is ``config.batch_size`` ra
 ``config.crop_before_augmentation`` px (724, the reference's 512·√2) loaded together and reused for
 ``config.crop_reuse`` updates (16, the notebooks' ``updates_per_reload``); every update augments them anew
 (:mod:`vsbench.algorithms.patchgan.augment`: flip, rotation, scale 0.95-1.05, shear ±0.025, elastic α ≤ 80
-σ 7, centre crop to ``config.crop``). ``config.augmentation = "flips"`` uses crops of ``config.crop`` with
-flips and k·90° rotations only. Images that lack some target channels (LMC fields) carry a ``present`` mask:
-the MAE leaves those channels out, and the discriminator's "real" input shows the generator's own output there.
+σ 7, centre crop to ``config.crop``). ``config.augmentation = "flips"`` (the ``tiny`` CPU config) uses crops of
+``config.crop`` with flips and k·90° rotations only, drawn once per load: the same batch for ``crop_reuse``
+updates, which converged faster in a short CPU run than fresh flips every update. Images that lack some target
+channels (LMC fields) carry a ``present`` mask: the MAE leaves those channels out, and the discriminator's "real"
+input shows the generator's own output there.
 
 Validation. With ``val_data``, every epoch ends with the pooled pixel MAE (the organisers' definition,
 :func:`validation_mae`) of the network on the whole validation images, in ``losses.csv`` and on the bar; the
@@ -231,21 +233,23 @@ class Trainer:
     def batch(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x, y, mask)`` of the current step.
 
-        The crops (``crop_before_augmentation`` px for the ``paper`` augmentation, else ``crop``) of load
-        ``step // reuse`` come from ``default_rng([seed, load])``; each step augments them anew, with
-        ``default_rng([seed, load, step])``: a function of the seed and the step only, so a resumed run repeats
-        an uninterrupted one."""
+        ``paper`` augmentation: the crops (``crop_before_augmentation`` px) of load ``step // reuse`` come from
+        ``default_rng([seed, load])`` and each step augments them anew with ``default_rng([seed, load, step])``.
+        ``flips``: the crops (``crop`` px), flipped and rotated by k·90° once per load, are the whole batch of
+        every step of that load. Both are functions of the seed and the step only, so a resumed run repeats an
+        uninterrupted one."""
         cfg = self.config
         load = self.step // self.reuse
         if self._crops is None or self._crops[0] != load:
+            rng = np.random.default_rng([self.seed, load])
             size = cfg.crop_before_augmentation if cfg.augmentation == "paper" else cfg.crop
-            self._crops = (load, sample_crops(data, size, cfg.batch_size, np.random.default_rng([self.seed, load])))
-        crops, mask = self._crops[1]
-        rng = np.random.default_rng([self.seed, load, self.step])
+            crops, mask = sample_crops(data, size, cfg.batch_size, rng)
+            if cfg.augmentation == "flips":
+                crops = flips_and_rotations(crops, rng)
+            self._crops = (load, (crops, mask))
+        stacks, mask = self._crops[1]
         if cfg.augmentation == "paper":
-            stacks = augment_batch(crops, cfg.crop, rng)
-        else:
-            stacks = flips_and_rotations(crops, rng)
+            stacks = augment_batch(stacks, cfg.crop, np.random.default_rng([self.seed, load, self.step]))
         n_in = stacks.shape[1] - len(data.channels)
         return stacks[:, :n_in], stacks[:, n_in:], mask
 
