@@ -16,6 +16,8 @@ from vsbench.harness import __version__
 
 # vsbench.algorithms.patchgan.config.CONFIGS, listed here so that building the parser does not import torch
 PATCHGAN_CONFIGS = ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
+VQGAN_CONFIGS = ["paper", "tiny"]  # vsbench.algorithms.vqgan.config.CONFIGS
+ORGANELLE_CHOICES = ["nucleus", "mitochondria", "tubulin", "actin"]  # vsbench.algorithms.base.ORGANELLES
 
 EPILOG_EVALUATE = """\
 predictions layout (the container output contract, as on grand-challenge):
@@ -245,11 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build every network of a model configuration (without allocating weights) and print "
         "its parameter counts, what it takes and gives, and its hyper-parameters. patchgan: the Soft Matter Lab "
         "(GU) two-stage Patch-GAN; paper-20x (Model 1 + stage-2 nuclei and cytoplasm), paper-40x, paper-60x, "
-        "and tiny (CPU-sized). 'total' counts every generator and discriminator the config trains.",
+        "and tiny (CPU-sized). vqgan: one Light My Cells winner specialist (encoder, decoder, quantizer, "
+        "discriminator); paper (58,088,415 parameters) and tiny. 'total' counts every network the config trains.",
     )
-    info.add_argument("model", choices=["patchgan"], help="model family")
-    info.add_argument("--config", default="paper-20x", choices=PATCHGAN_CONFIGS,
-                      help="configuration (default paper-20x)")
+    info.add_argument("model", choices=["patchgan", "vqgan"], help="model family")
+    info.add_argument("--config", choices=[*PATCHGAN_CONFIGS, *VQGAN_CONFIGS],
+                      help="configuration (default paper-20x for patchgan, paper for vqgan)")
+    info.add_argument("--organelle", default="nucleus", choices=ORGANELLE_CHOICES,
+                      help="vqgan: the specialist (default nucleus; disc weight and learning rate differ)")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(func=_cmd_model_info)
 
@@ -386,22 +391,47 @@ def _cmd_algorithms(args) -> int:
     return 0
 
 
-def _cmd_model_info(args) -> int:
-    from vsbench.algorithms.patchgan.config import model_card
+def _published_match(published: int, ours: int) -> str:
+    """'' when equal; ', rounded: matches' when the published figure is ``ours`` rounded (e.g. "58.1 million"
+    for 58,088,415); else ', differs'."""
+    if published == ours:
+        return ""
+    for digits in range(3, 7):
+        step = 10 ** digits
+        if published % step == 0 and round(ours / step) * step == published:
+            return ", rounded: matches"
+    return ", differs"
 
-    card = model_card(args.config)
+
+def _cmd_model_info(args) -> int:
+    if args.model == "vqgan":
+        from vsbench.algorithms.vqgan.config import model_card
+
+        config = args.config or "paper"
+        if config not in VQGAN_CONFIGS:
+            raise ValueError(f"vqgan has configs {', '.join(VQGAN_CONFIGS)}, not {config}")
+        card = model_card(config, args.organelle)
+    else:
+        from vsbench.algorithms.patchgan.config import model_card
+
+        config = args.config or "paper-20x"
+        if config not in PATCHGAN_CONFIGS:
+            raise ValueError(f"patchgan has configs {', '.join(PATCHGAN_CONFIGS)}, not {config}")
+        card = model_card(config)
     if args.json:
         print(json.dumps(card, indent=2))
         return 0
     print(f"{card['model']} {card['config_name']}: {card['description']}")
-    totals = {"generator_total": ("generator", "inference model"), "total": ("total", "all networks")}
+    totals = {"generator_total": ("generator", "inference model"), "autoencoder_total": ("autoencoder", "autoencoder"),
+              "total": ("total", "all networks")}
+    totals = {k: v for k, v in totals.items() if k in card}
     width = max(len(n) for n in [*card["networks"], *(label for _, label in totals.values())])
     for name, n in card["networks"].items():
         print(f"  {name:<{width}}  {n:>12,}")
     published = card.get("published", {})
     for key, (ref_key, label) in totals.items():
         ref = published.get(ref_key)
-        note = "" if ref is None else f"  (published {ref:,}{'' if ref == card[key] else ', differs'})"
+        note = "" if ref is None else f"  (published {ref:,}{_published_match(ref, card[key])})"
         print(f"  {label:<{width}}  {card[key]:>12,}{note}")
     for section in ("inputs", "outputs"):
         for key, text in card[section].items():

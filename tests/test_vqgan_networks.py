@@ -214,3 +214,22 @@ def test_model_card_numbers():
     tiny = model_card("tiny", "actin")
     assert tiny["total"] == sum(tiny["networks"].values()) < 1_000_000
     assert "published" not in tiny and tiny["config"]["disc_weight"] == 0.8
+
+
+def test_cli_model_info_vqgan(capsys):
+    import json
+
+    from vsbench.harness.cli import main
+
+    assert main(["model", "info", "vqgan", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["networks"] == {"encoder": 22_337_411, "decoder": 32_960_771, "quantizer": 24_600,
+                                "discriminator": 2_765_633}
+    assert card["total"] == 58_088_415 and card["organelle"] == "nucleus"
+    assert main(["model", "info", "vqgan", "--organelle", "actin"]) == 0
+    text = capsys.readouterr().out
+    assert "58,088,415  (published 58,100,000, rounded: matches)" in text and "disc_weight=0.8" in text
+    assert main(["model", "info", "vqgan", "--config", "paper-20x"]) == 2
+    assert "vqgan has configs" in capsys.readouterr().err
+    assert main(["model", "info", "patchgan"]) == 0
+    assert "32,657,938  (published 32,659,016, differs)" in capsys.readouterr().out
