@@ -17,6 +17,7 @@ _ENTRIES = {
     "filterbank": "vsbench.algorithms.baselines:FilterBankRegression",
     "tiny-unet": "vsbench.algorithms.unet:TinyUNet",
     "patchgan-lmc-tiny": "vsbench.algorithms.patchgan.lmc:PatchGANLMCPredictor",
+    "vqgan-lmc-tiny": "vsbench.algorithms.vqgan.predictor:VQGANSpecialists",
     "adipocyte-train-median": "vsbench.algorithms.adipocyte_baselines:AdipocyteTrainMedian",
     "adipocyte-ridge": "vsbench.algorithms.adipocyte_baselines:AdipocyteRidge",
     "adipocyte-patchgan-tiny": "vsbench.algorithms.patchgan.predictor:PatchGANPredictor",

@@ -152,20 +152,26 @@ def _add_align(sub) -> None:
 def _add_train(sub) -> None:
     p = sub.add_parser(
         "train", help="train a deep model on a training split (checkpoints, resume, CSV of losses)",
-        description="Train a deep model on a training split. patchgan: Model 1 of the Soft Matter Lab Patch-GAN "
+        description="Train a deep model on a training split. vqgan: one Light My Cells winner specialist per "
+        "organelle (--organelle; train each into its own folder ROOT/<organelle>, then 'vsbench predict "
+        "--algorithm vqgan-lmc-tiny --checkpoint ROOT'). patchgan: Model 1 of the Soft Matter Lab Patch-GAN "
         "(least-squares cGAN + beta * MAE), aligned brightfield, random crops with flips and 90-degree rotations. "
         "Writes OUT/checkpoint.pt after every epoch and OUT/losses.csv (mean losses per epoch); a rerun with the "
         "same OUT, config and seed resumes from the checkpoint up to --steps updates in all.",
     )
-    p.add_argument("model", choices=["patchgan"], help="model family")
-    p.add_argument("--task", default="adipocyte", choices=["adipocyte", "lmc"],
-                   help="task (default adipocyte); lmc: one transmitted-light slice -> 4 organelles, configs "
-                   "lmc-tiny and paper-lmc")
+    p.add_argument("model", choices=["patchgan", "vqgan"], help="model family")
+    p.add_argument("--task", choices=["adipocyte", "lmc"],
+                   help="task (default: adipocyte for patchgan, lmc for vqgan); patchgan on lmc: one transmitted-"
+                   "light slice -> 4 organelles, configs lmc-tiny and paper-lmc")
+    p.add_argument("--organelle", choices=ORGANELLE_CHOICES,
+                   help="vqgan: the organelle of the specialist to train (one model per organelle)")
     p.add_argument("--split", type=Path, required=True, help="training split (with ground truth)")
-    p.add_argument("--config", choices=PATCHGAN_CONFIGS,
-                   help="configuration (default tiny, or lmc-tiny for --task lmc; paper-* are for GPU machines)")
+    p.add_argument("--config", choices=[*PATCHGAN_CONFIGS, *VQGAN_CONFIGS],
+                   help="configuration (patchgan: default tiny, or lmc-tiny for --task lmc; vqgan: tiny or paper; "
+                   "paper* are for GPU machines)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumed if it holds one)")
-    p.add_argument("--steps", type=int, default=2500, help="updates in all, resumed ones included (default 2500)")
+    p.add_argument("--steps", type=int,
+                   help="updates in all, resumed ones included (default 2500 patchgan, 1500 vqgan)")
     p.add_argument("--steps-per-epoch", type=int, default=100, help="updates per checkpoint and CSV row (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val", type=Path, help="validation split (with ground truth): its pixel MAE on whole images is "
@@ -179,12 +185,38 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _cmd_train_vqgan(args) -> int:
+    from vsbench.algorithms.vqgan.config import get_config
+    from vsbench.algorithms.vqgan.train import CHECKPOINT, specialist_data_from_split, train
+
+    if (args.task or "lmc") != "lmc":
+        raise ValueError("vqgan trains on lmc splits (--task lmc)")
+    if args.organelle is None:
+        raise ValueError("vqgan trains one specialist per organelle: give --organelle")
+    config = args.config or "tiny"
+    if config not in VQGAN_CONFIGS:
+        raise ValueError(f"vqgan has configs {', '.join(VQGAN_CONFIGS)}, not {config}")
+    data = specialist_data_from_split(args.split, args.organelle)
+    val = specialist_data_from_split(args.val, args.organelle) if args.val is not None else None
+    trainer = train(get_config(config, organelle=args.organelle), data, args.out, args.steps or 1500, args.seed,
+                    steps_per_epoch=args.steps_per_epoch, val_data=val, progress=not args.quiet)
+    print(f"{args.out / CHECKPOINT}: vqgan {config} {args.organelle} specialist, step {trainer.step}")
+    return 0
+
+
 def _cmd_train(args) -> int:
+    if args.model == "vqgan":
+        return _cmd_train_vqgan(args)
     from vsbench.algorithms.patchgan.config import get_config
     from vsbench.algorithms.patchgan.train import CHECKPOINT, train
     from vsbench.harness.split import Split
 
+    args.task = args.task or "adipocyte"
+    if args.organelle is not None:
+        raise ValueError("--organelle is for vqgan; patchgan predicts every channel with one model")
     config = args.config or ("lmc-tiny" if args.task == "lmc" else "tiny")
+    if config not in PATCHGAN_CONFIGS:
+        raise ValueError(f"patchgan has configs {', '.join(PATCHGAN_CONFIGS)}, not {config}")
     if get_config(config).task != args.task:
         raise ValueError(f"config {config} is for the {get_config(config).task} task, not {args.task}")
     split = Split(args.split)
@@ -199,7 +231,7 @@ def _cmd_train(args) -> int:
         split = lmc_training_data_from_split(split.root)
         val = lmc_training_data_from_split(val.root) if val is not None else None
         alignment = "none"
-    trainer = train(config, split, args.out, steps=args.steps, seed=args.seed,
+    trainer = train(config, split, args.out, steps=args.steps or 2500, seed=args.seed,
                     steps_per_epoch=args.steps_per_epoch, alignment=alignment, val_data=val,
                     stage2_steps=args.stage2_steps, progress=not args.quiet)
     print(f"{args.out / CHECKPOINT}: {args.model} {config}, step {trainer.step}")
