@@ -53,8 +53,11 @@ class VQGANSpecialists:
     name = "vqgan-lmc-tiny"
 
     def __init__(self, checkpoint: Path | str | None = None, config: str = "tiny", steps: int = DEFAULT_STEPS,
-                 seed: int = 0, work_dir: Path | str | None = None, progress: bool = False, threads: int = THREADS):
+                 seed: int = 0, work_dir: Path | str | None = None, progress: bool = False, threads: int = THREADS,
+                 device: str | None = None):
+        """``device``: where the specialists run (default CUDA when there is a GPU, else the CPU)."""
         self.config_name, self.steps, self.seed, self.progress, self.threads = config, steps, seed, progress, threads
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.models: dict[str, torch.nn.Module] = {}
         self.resolution: dict[str, int] = {}
@@ -77,7 +80,7 @@ class VQGANSpecialists:
             model, config, trained_for, step = load_specialist(path)
             if trained_for != organelle:
                 raise ValueError(f"{path} is a {trained_for} specialist, not {organelle}")
-            models[organelle], resolution[organelle] = model.eval(), int(config.resolution)
+            models[organelle], resolution[organelle] = model.eval().to(self.device), int(config.resolution)
             record[organelle] = {"checkpoint": str(path.resolve()), "config": config.name, "step": step,
                                  "checkpoint_sha256": checkpoint_digest(path)}
         names = {r["config"] for r in record.values()}
@@ -129,9 +132,9 @@ class VQGANSpecialists:
             for organelle in ORGANELLES:
                 size = self.resolution[organelle]
                 if size not in inputs:
-                    inputs[size] = preprocess(image, size)
+                    inputs[size] = preprocess(image, size).to(self.device)
                 y, _, _ = self.models[organelle](inputs[size])
-                out[organelle] = postprocess(y, image.shape)
+                out[organelle] = postprocess(y.cpu(), image.shape)
             return out
         finally:
             torch.set_num_threads(threads)

@@ -5,7 +5,8 @@ the Soft Matter Lab code does for full frames (adipocyte.md §2.2, ``PadToMultip
 back, cast to uint16. The paper-size network (breadth 32, depth 5; 8,784,073 weights) with its
 initial weights: the cost does not depend on their values. The report's figure for comparison is
 0.27-0.39 s per image on an A100 (adipocyte.md §3.5). Nothing asserts on time; peak memory is about
-10 GB. Run: ``pytest tests/benchmarks/test_bench_patchgan.py -q``.
+10 GB. On a machine with CUDA the same inference is also timed on the GPU (5 rounds after a warm-up). Run:
+``pytest tests/benchmarks/test_bench_patchgan.py -q``.
 """
 
 from __future__ import annotations
@@ -21,22 +22,29 @@ SHAPE = (2154, 2554)
 MULTIPLE = 32
 
 
-def _infer(generator: torch.nn.Module, planes: np.ndarray) -> np.ndarray:
+def _infer(generator: torch.nn.Module, planes: np.ndarray, device: str) -> np.ndarray:
     h, w = planes.shape[-2:]
     ph, pw = -h % MULTIPLE, -w % MULTIPLE
-    x = torch.from_numpy(planes.astype(np.float32))[None]
+    x = torch.from_numpy(planes.astype(np.float32))[None].to(device)
     x = F.pad(x, (0, pw, 0, ph))
     with torch.inference_mode():
-        y = generator(x)[0, :, :h, :w]
+        y = generator(x)[0, :, :h, :w].cpu()  # .cpu() waits for the GPU
     return np.clip(np.rint(y.numpy()), 0, 65535).astype(np.uint16)
 
 
+DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]  # the GPU figure where there is one
+
+
 @pytest.mark.slow
-def test_full_size_inference_cpu(benchmark):
+@pytest.mark.parametrize("device", DEVICES)
+def test_full_size_inference(benchmark, device):
     torch.manual_seed(0)
-    generator = PatchGANGenerator().eval()
+    generator = PatchGANGenerator().eval().to(device)
     assert count_parameters(generator) == 8_784_073
     planes = np.random.default_rng(0).integers(1500, 4000, (7, *SHAPE), dtype=np.uint16)
-    out = benchmark.pedantic(_infer, args=(generator, planes), rounds=1, iterations=1)
-    benchmark.extra_info.update({"image_shape": list(SHAPE), "threads": torch.get_num_threads()})
+    if device == "cuda":
+        _infer(generator, planes, device)  # warm-up: cuDNN autotuning and allocation
+    out = benchmark.pedantic(_infer, args=(generator, planes, device), rounds=1 if device == "cpu" else 5,
+                             iterations=1)
+    benchmark.extra_info.update({"image_shape": list(SHAPE), "device": device, "threads": torch.get_num_threads()})
     assert out.shape == (3, *SHAPE) and out.dtype == np.uint16
