@@ -21,6 +21,7 @@ _ENTRIES = {
     "adipocyte-train-median": "vsbench.algorithms.adipocyte_baselines:AdipocyteTrainMedian",
     "adipocyte-ridge": "vsbench.algorithms.adipocyte_baselines:AdipocyteRidge",
     "adipocyte-patchgan-tiny": "vsbench.algorithms.patchgan.predictor:PatchGANPredictor",
+    "adipocyte-vqgan-tiny": "vsbench.algorithms.vqgan.adipocyte:VQGANAdipocyte",
 }
 # The task (split manifest "task") each algorithm predicts; "lmc" unless listed. Kept here, not read from
 # the classes, so listing and dispatching never import an algorithm's module.
@@ -28,6 +29,7 @@ _TASKS = {
     "adipocyte-train-median": "adipocyte",
     "adipocyte-ridge": "adipocyte",
     "adipocyte-patchgan-tiny": "adipocyte",
+    "adipocyte-vqgan-tiny": "adipocyte",
 }
 
 

@@ -18,6 +18,7 @@ from vsbench.harness import __version__
 PATCHGAN_CONFIGS = ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
 VQGAN_CONFIGS = ["paper", "tiny"]  # vsbench.algorithms.vqgan.config.CONFIGS
 ORGANELLE_CHOICES = ["nucleus", "mitochondria", "tubulin", "actin"]  # vsbench.algorithms.base.ORGANELLES
+ADIPOCYTE_CHANNELS = ["nuclei", "lipids", "cytoplasm"]  # vsbench.algorithms.adipocyte_base.CHANNELS
 
 EPILOG_EVALUATE = """\
 predictions layout (the container output contract, as on grand-challenge):
@@ -154,17 +155,19 @@ def _add_train(sub) -> None:
         "train", help="train a deep model on a training split (checkpoints, resume, CSV of losses)",
         description="Train a deep model on a training split. vqgan: one Light My Cells winner specialist per "
         "organelle (--organelle; train each into its own folder ROOT/<organelle>, then 'vsbench predict "
-        "--algorithm vqgan-lmc-tiny --checkpoint ROOT'). patchgan: Model 1 of the Soft Matter Lab Patch-GAN "
+        "--algorithm vqgan-lmc-tiny --checkpoint ROOT'; adipocyte channels likewise, with adipocyte-vqgan-tiny). "
+        "patchgan: Model 1 of the Soft Matter Lab Patch-GAN "
         "(least-squares cGAN + beta * MAE), aligned brightfield, random crops with flips and 90-degree rotations. "
         "Writes OUT/checkpoint.pt after every epoch and OUT/losses.csv (mean losses per epoch); a rerun with the "
         "same OUT, config and seed resumes from the checkpoint up to --steps updates in all.",
     )
     p.add_argument("model", choices=["patchgan", "vqgan"], help="model family")
     p.add_argument("--task", choices=["adipocyte", "lmc"],
-                   help="task (default: adipocyte for patchgan, lmc for vqgan); patchgan on lmc: one transmitted-"
-                   "light slice -> 4 organelles, configs lmc-tiny and paper-lmc")
-    p.add_argument("--organelle", choices=ORGANELLE_CHOICES,
-                   help="vqgan: the organelle of the specialist to train (one model per organelle)")
+                   help="task (default: adipocyte for patchgan; for vqgan the --organelle decides); patchgan on lmc: "
+                   "one transmitted-light slice -> 4 organelles, configs lmc-tiny and paper-lmc")
+    p.add_argument("--organelle", choices=[*ORGANELLE_CHOICES, *ADIPOCYTE_CHANNELS],
+                   help="vqgan: the target of the specialist to train, one model per target: an LMC organelle, or "
+                   "an adipocyte channel (nuclei, lipids, cytoplasm; input: brightfield planes Z02, Z04, Z06)")
     p.add_argument("--split", type=Path, required=True, help="training split (with ground truth)")
     p.add_argument("--config", choices=[*PATCHGAN_CONFIGS, *VQGAN_CONFIGS],
                    help="configuration (patchgan: default tiny, or lmc-tiny for --task lmc; vqgan: tiny or paper; "
@@ -189,15 +192,22 @@ def _cmd_train_vqgan(args) -> int:
     from vsbench.algorithms.vqgan.config import get_config
     from vsbench.algorithms.vqgan.train import CHECKPOINT, specialist_data_from_split, train
 
-    if (args.task or "lmc") != "lmc":
-        raise ValueError("vqgan trains on lmc splits (--task lmc)")
     if args.organelle is None:
-        raise ValueError("vqgan trains one specialist per organelle: give --organelle")
+        raise ValueError("vqgan trains one specialist per organelle (or adipocyte channel): give --organelle")
+    task = "adipocyte" if args.organelle in ADIPOCYTE_CHANNELS else "lmc"
+    if args.task is not None and args.task != task:
+        raise ValueError(f"--organelle {args.organelle} is a {task} target, not {args.task}")
     config = args.config or "tiny"
     if config not in VQGAN_CONFIGS:
         raise ValueError(f"vqgan has configs {', '.join(VQGAN_CONFIGS)}, not {config}")
-    data = specialist_data_from_split(args.split, args.organelle)
-    val = specialist_data_from_split(args.val, args.organelle) if args.val is not None else None
+    if task == "lmc":
+        data = specialist_data_from_split(args.split, args.organelle)
+        val = specialist_data_from_split(args.val, args.organelle) if args.val is not None else None
+    else:
+        from vsbench.algorithms.vqgan.adipocyte import adipocyte_specialist_data_from_split as from_split
+
+        data = from_split(args.split, args.organelle)
+        val = from_split(args.val, args.organelle, window=data.target_window) if args.val is not None else None
     trainer = train(get_config(config, organelle=args.organelle), data, args.out, args.steps or 1500, args.seed,
                     steps_per_epoch=args.steps_per_epoch, val_data=val, progress=not args.quiet)
     print(f"{args.out / CHECKPOINT}: vqgan {config} {args.organelle} specialist, step {trainer.step}")

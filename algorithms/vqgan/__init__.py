@@ -2,7 +2,9 @@
 
 :mod:`.networks`: encoder, decoder, vector quantizer, :class:`VQModel` and the PatchGAN discriminator in PyTorch,
 exact to the published parameter counts (58,088,415 per specialist); :mod:`.config`: the ``paper`` and ``tiny``
-configurations per organelle and :func:`model_card`.
+configurations per organelle and :func:`model_card`; :mod:`.data`: the winner's preprocessing and augmentation;
+:mod:`.train`: one specialist's training; :mod:`.predictor`: the four LMC specialists behind the predict
+interface (``vqgan-lmc-tiny``); :mod:`.adipocyte`: the same for the adipocyte channels (``adipocyte-vqgan-tiny``).
 """
 
 from vsbench.algorithms.vqgan.config import (

@@ -33,6 +33,13 @@ and discriminator at batch 4 about 130 ms; a whole GAN update (adaptive weight, 
 so 5 minutes are about 2,000 updates. On synthetic blobs (ring-contrast input -> blob target) 600 updates (90 s)
 took the held-out L1 from 0.33 (best constant) to 0.09, codebook usage 9 %, perplexity 4.4.
 
+Adipocyte (``task="adipocyte"``, :mod:`.adipocyte`): one specialist per channel (``organelle`` ``nuclei``,
+``lipids`` or ``cytoplasm``), the same networks and losses; the 3 input channels are three brightfield planes.
+The winner has no adipocyte settings: disc weight 0.8 for all three (the winner's value for every organelle but
+the nucleus); ``tiny`` keeps its own lr; ``paper`` takes the nucleus's base lr (4e-6) for ``nuclei`` and
+1e-6 (mitochondria / tubulin) for ``lipids`` and ``cytoplasm``, both scaled by ``--scale_lr`` as above, and 200
+epochs (nucleus / mitochondria): choices made here, not the winner's (:data:`ADIPOCYTE_BASE_LEARNING_RATE`).
+
 What "total" counts (:func:`model_card`): the trainable parameters of one specialist: encoder, decoder,
 quantizer (codebook ``n_embed x embed_dim`` plus ``quant_conv`` and ``post_quant_conv``) and discriminator;
 58,088,415 for ``paper`` (seed: "58.1 million trainable parameters"). The four specialists have 4 x that.
@@ -47,6 +54,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from vsbench.algorithms.adipocyte_base import CHANNELS as ADIPOCYTE_CHANNELS
 from vsbench.algorithms.base import ORGANELLES
 from vsbench.algorithms.vqgan.networks import (
     Decoder,
@@ -58,7 +66,8 @@ from vsbench.algorithms.vqgan.networks import (
 )
 
 __all__ = [
-    "VQGANConfig", "CONFIGS", "DISC_WEIGHT", "BASE_LEARNING_RATE", "MAX_EPOCHS", "config_names", "get_config",
+    "VQGANConfig", "CONFIGS", "DISC_WEIGHT", "BASE_LEARNING_RATE", "MAX_EPOCHS", "ADIPOCYTE_CHANNELS",
+    "ADIPOCYTE_DISC_WEIGHT", "ADIPOCYTE_BASE_LEARNING_RATE", "ADIPOCYTE_MAX_EPOCHS", "config_names", "get_config",
     "build_networks", "model_card",
 ]
 
@@ -66,14 +75,18 @@ __all__ = [
 DISC_WEIGHT = {"nucleus": 0.75, "mitochondria": 0.8, "tubulin": 0.8, "actin": 0.8}
 BASE_LEARNING_RATE = {"nucleus": 4e-6, "mitochondria": 1e-6, "tubulin": 1e-6, "actin": 2e-6}
 MAX_EPOCHS = {"nucleus": 200, "mitochondria": 200, "tubulin": 1000, "actin": 1000}
+# adipocyte channels (task "adipocyte"): not the winner's (it has none), see the module docstring
+ADIPOCYTE_DISC_WEIGHT = {"nuclei": 0.8, "lipids": 0.8, "cytoplasm": 0.8}
+ADIPOCYTE_BASE_LEARNING_RATE = {"nuclei": 4e-6, "lipids": 1e-6, "cytoplasm": 1e-6}
+ADIPOCYTE_MAX_EPOCHS = {"nuclei": 200, "lipids": 200, "cytoplasm": 200}
 
 
 @dataclass(frozen=True)
 class VQGANConfig:
     name: str
     description: str
-    organelle: str = "nucleus"  # one specialist per organelle
-    task: str = "lmc"
+    organelle: str = "nucleus"  # one specialist per organelle (adipocyte: per channel)
+    task: str = "lmc"  # or "adipocyte" (organelle: nuclei, lipids or cytoplasm)
     # architecture (ddconfig, lmc.md §3.1)
     ch: int = 128
     ch_mult: tuple[int, ...] = (1, 2, 4)
@@ -123,8 +136,9 @@ class VQGANConfig:
     published: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        if self.organelle not in ORGANELLES:
-            raise ValueError(f"{self.name}: organelle must be one of {ORGANELLES}, not {self.organelle!r}")
+        allowed = ADIPOCYTE_CHANNELS if self.task == "adipocyte" else ORGANELLES
+        if self.organelle not in allowed:
+            raise ValueError(f"{self.name}: organelle must be one of {allowed}, not {self.organelle!r}")
         if self.size != self.resolution:
             raise ValueError(f"{self.name}: size {self.size} != resolution {self.resolution}")
         f = 2 ** (len(self.ch_mult) - 1)
@@ -188,16 +202,23 @@ def config_names() -> list[str]:
 
 def get_config(name: str, organelle: str = "nucleus") -> VQGANConfig:
     """The config ``name`` for one organelle's specialist (``paper``: that organelle's disc weight, base
-    learning rate and epochs; ``tiny``: the organelle's disc weight, its own learning rate)."""
+    learning rate and epochs; ``tiny``: the organelle's disc weight, its own learning rate). An adipocyte channel
+    (``nuclei``, ``lipids``, ``cytoplasm``) gives that channel's specialist with ``task="adipocyte"``."""
     try:
         base = CONFIGS[name]
     except KeyError:
         raise ValueError(f"unknown vqgan config {name!r}; choose from {', '.join(CONFIGS)}") from None
-    if organelle not in ORGANELLES:
-        raise ValueError(f"unknown organelle {organelle!r}; choose from {', '.join(ORGANELLES)}")
-    changes: dict = {"organelle": organelle, "disc_weight": DISC_WEIGHT[organelle]}
+    if organelle in ADIPOCYTE_CHANNELS:
+        disc, lr, epochs = ADIPOCYTE_DISC_WEIGHT, ADIPOCYTE_BASE_LEARNING_RATE, ADIPOCYTE_MAX_EPOCHS
+        changes: dict = {"task": "adipocyte"}
+    elif organelle in ORGANELLES:
+        disc, lr, epochs, changes = DISC_WEIGHT, BASE_LEARNING_RATE, MAX_EPOCHS, {"task": "lmc"}
+    else:
+        raise ValueError(f"unknown organelle {organelle!r}; choose from {', '.join(ORGANELLES)} (lmc) or "
+                         f"{', '.join(ADIPOCYTE_CHANNELS)} (adipocyte)")
+    changes.update(organelle=organelle, disc_weight=disc[organelle])
     if _PER_ORGANELLE.get(name, True):
-        changes.update(base_learning_rate=BASE_LEARNING_RATE[organelle], max_epochs=MAX_EPOCHS[organelle])
+        changes.update(base_learning_rate=lr[organelle], max_epochs=epochs[organelle])
     return dataclasses.replace(base, **changes)
 
 

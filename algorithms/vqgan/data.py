@@ -6,7 +6,9 @@ From ``shared/reference/lmc.md`` §3.2-3.3 (the Light My Cells 2024 winner, ``ld
 * every channel is rescaled to uint8 with a 2 / 99.8 percentile window, clipping outside it
   (:func:`rescale_to_uint8`; the reference's ``rescale_2_98`` through ``skimage.exposure.rescale_intensity``),
   then mapped to [-1, 1] (:func:`uint8_to_unit`);
-* the one transmitted-light slice is replicated to 3 channels, and so is the target organelle;
+* the one transmitted-light slice is replicated to 3 channels, and so is the target organelle; an input that
+  already has 3 channels (``3 x H x W``, e.g. three brightfield planes of the adipocyte task,
+  :mod:`.adipocyte`) is used as it is, each channel rescaled on its own (:func:`input_to_uint8`);
 * training: one random z-slice of a field per sample (the target is the field's best-focus fluorescence),
   ``RandomRotate90`` (always), horizontal flip (p ½), ``RandomResizedCrop(scale=(0.7, 0.95))`` with p ½ and
   the albumentations default aspect ratios (3/4 .. 4/3), then a resize of the whole field (or crop) to
@@ -31,8 +33,8 @@ import torch
 from torch.nn import functional as F
 
 __all__ = [
-    "PERCENTILES", "CROP_SCALE", "CROP_RATIO", "rescale_to_uint8", "uint8_to_unit", "resize", "is_blank",
-    "preprocess", "postprocess", "random_resized_crop_box", "training_pair",
+    "PERCENTILES", "CROP_SCALE", "CROP_RATIO", "rescale_to_uint8", "window_to_uint8", "input_to_uint8",
+    "uint8_to_unit", "resize", "is_blank", "preprocess", "postprocess", "random_resized_crop_box", "training_pair",
 ]
 
 PERCENTILES = (2.0, 99.8)  # lmc.md §3.2 rescale_2_98 (named 2-98, computes 2 / 99.8)
@@ -48,9 +50,27 @@ def rescale_to_uint8(image: np.ndarray, percentiles: tuple[float, float] = PERCE
     (truncated, as ``.astype(np.uint8)`` after ``rescale_intensity``). A flat window gives zeros."""
     x = np.asarray(image, dtype=np.float64)
     low, high = np.percentile(x, percentiles)
+    return window_to_uint8(x, low, high)
+
+
+def window_to_uint8(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``image`` mapped linearly from the window [low, high] to [0, 255], clipped, truncated to uint8 (the
+    mapping of :func:`rescale_to_uint8` with a given window). A flat window gives zeros."""
+    x = np.asarray(image, dtype=np.float64)
     if not high > low:
         return np.zeros(x.shape, np.uint8)
     return ((np.clip(x, low, high) - low) / (high - low) * 255.0).astype(np.uint8)  # rescale_intensity's order
+
+
+def input_to_uint8(image: np.ndarray) -> np.ndarray:
+    """A model input as uint8: a 2-D slice by :func:`rescale_to_uint8`, a ``3 x H x W`` stack channel by channel
+    (each with its own percentile window); :class:`ValueError` for any other shape."""
+    x = np.asarray(image)
+    if x.ndim == 2:
+        return rescale_to_uint8(x)
+    if x.ndim == 3 and x.shape[0] == 3:
+        return np.stack([rescale_to_uint8(c) for c in x])
+    raise ValueError(f"vqgan: an input must be a 2-D slice or a 3 x H x W stack, not shape {x.shape}")
 
 
 def uint8_to_unit(image: np.ndarray) -> np.ndarray:
@@ -73,8 +93,9 @@ def is_blank(image: np.ndarray) -> bool:
 
 
 def preprocess(image: np.ndarray, size: int) -> torch.Tensor:
-    """A 2-D transmitted-light slice as the model's ``1 x 3 x size x size`` input in [-1, 1]."""
-    u8 = torch.from_numpy(rescale_to_uint8(image).astype(np.float32))
+    """A 2-D transmitted-light slice (replicated to 3 channels) or a ``3 x H x W`` stack (each channel rescaled on
+    its own, :func:`input_to_uint8`) as the model's ``1 x 3 x size x size`` input in [-1, 1]."""
+    u8 = torch.from_numpy(input_to_uint8(image).astype(np.float32))
     small = resize(u8, (size, size))
     x = small / 127.5 - 1.0
     return x.expand(1, 3, size, size).contiguous()
@@ -114,11 +135,15 @@ def random_resized_crop_box(h: int, w: int, rng: np.random.Generator, scale: tup
 
 def training_pair(image_u8: np.ndarray, target_u8: np.ndarray, size: int, rng: np.random.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One augmented training sample: the uint8 input slice and uint8 target (same shape) as two ``3 x size x
-    size`` tensors in [-1, 1] (rot90 k ~ U{0..3}, flip p ½, random resized crop p ½, linear resize)."""
-    if image_u8.shape != target_u8.shape:
+    """One augmented training sample: the uint8 input (a 2-D slice, replicated, or a ``3 x H x W`` stack) and
+    the uint8 2-D target (same H x W) as two ``3 x size x size`` tensors in [-1, 1] (rot90 k ~ U{0..3}, flip p ½,
+    random resized crop p ½, linear resize; the same geometry for every channel)."""
+    image_u8, target_u8 = np.asarray(image_u8), np.asarray(target_u8)
+    multi = image_u8.ndim == 3 and image_u8.shape[0] == 3
+    if target_u8.ndim != 2 or image_u8.shape[-2:] != target_u8.shape or not (multi or image_u8.ndim == 2):
         raise ValueError(f"vqgan: input {image_u8.shape} and target {target_u8.shape} differ in shape")
-    pair = torch.from_numpy(np.stack([image_u8, target_u8]).astype(np.float32))
+    stack = image_u8 if multi else image_u8[None]
+    pair = torch.from_numpy(np.concatenate([stack, target_u8[None]]).astype(np.float32))
     pair = torch.rot90(pair, int(rng.integers(4)), dims=(1, 2))
     if rng.uniform() < FLIP_P:
         pair = pair.flip(-1)
@@ -126,5 +151,5 @@ def training_pair(image_u8: np.ndarray, target_u8: np.ndarray, size: int, rng: n
         top, left, ch, cw = random_resized_crop_box(pair.shape[1], pair.shape[2], rng)
         pair = pair[:, top:top + ch, left:left + cw]
     pair = resize(pair, (size, size)) / 127.5 - 1.0
-    x, y = pair[0], pair[1]
+    x, y = pair[:-1], pair[-1]
     return x.expand(3, size, size).contiguous(), y.expand(3, size, size).contiguous()

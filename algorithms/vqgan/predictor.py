@@ -15,12 +15,17 @@ preprocessed once for all organelles.
 
 In-process training (``fit``, the registry's ``vqgan-lmc-tiny``): the ``tiny`` config, one specialist per
 organelle present in the training data, :data:`DEFAULT_STEPS` updates each.
+
+Shared with the adipocyte specialists (:mod:`.adipocyte`): :func:`specialist_checkpoint`,
+:func:`load_specialists`, :func:`run_specialists` and :func:`torch_threads`.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +34,70 @@ import torch
 from vsbench.algorithms.base import ORGANELLES, Case, TrainingExample
 from vsbench.algorithms.vqgan.data import is_blank, postprocess, preprocess
 
-__all__ = ["VQGANSpecialists", "DEFAULT_STEPS", "THREADS", "specialist_checkpoint"]
+__all__ = ["VQGANSpecialists", "DEFAULT_STEPS", "THREADS", "specialist_checkpoint", "LoadedSpecialist",
+           "load_specialists", "torch_threads", "run_specialists"]
 
 DEFAULT_STEPS = 600  # per organelle, in-process
 THREADS = 1  # torch threads while fitting and predicting: 2 threads on a busy 2-core machine were far slower
 BEST, LAST = "best.pt", "checkpoint.pt"
 
 
-def specialist_checkpoint(root: Path | str, organelle: str) -> Path:
+def specialist_checkpoint(root: Path | str, organelle: str, how: str | None = None) -> Path:
     """``ROOT/<organelle>/best.pt`` if it exists, else ``ROOT/<organelle>/checkpoint.pt``; a
-    :class:`FileNotFoundError` naming the missing specialist otherwise."""
+    :class:`FileNotFoundError` naming the missing specialist otherwise (``how``: how to train one, default the
+    LMC command line)."""
     folder = Path(root) / organelle
     for name in (BEST, LAST):
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"no {organelle} specialist in {root} (expected {folder}/{LAST}); train one with "
-                            f"'vsbench train vqgan --task lmc --organelle {organelle} --out {folder}'")
+    how = how or f"'vsbench train vqgan --task lmc --organelle {organelle} --out {folder}'"
+    raise FileNotFoundError(f"no {organelle} specialist in {root} (expected {folder}/{LAST}); train one with {how}")
+
+
+@dataclass
+class LoadedSpecialist:
+    """One specialist as :func:`load_specialists` loads it: the VQModel (eval mode, on its device), its config,
+    the provenance record (checkpoint, config, step, sha256) and the checkpoint's ``target_window`` (or None)."""
+
+    model: torch.nn.Module
+    config: object  # VQGANConfig (not imported here: torch-heavy modules load lazily)
+    record: dict
+    target_window: tuple[float, float] | None
+
+
+def load_specialists(root: Path | str, names: Iterable[str], device: torch.device | str = "cpu",
+                     how: Callable[[str, Path], str] | None = None) -> dict[str, LoadedSpecialist]:
+    """The specialists ``ROOT/<name>`` (:func:`specialist_checkpoint`) for every name, every checkpoint found
+    before any is loaded; :class:`ValueError` if a folder holds another name's specialist. ``how(name,
+    folder)``: the training hint of a missing one's error."""
+    from vsbench.algorithms.vqgan.train import checkpoint_digest, load_checkpoint, specialist_from_state
+
+    names = list(names)
+    paths = {n: specialist_checkpoint(root, n, how(n, Path(root) / n) if how else None) for n in names}
+    loaded = {}
+    for name, path in paths.items():
+        state = load_checkpoint(path)
+        if state["organelle"] != name:
+            raise ValueError(f"{path} is a {state['organelle']} specialist, not {name}")
+        model, config = specialist_from_state(state)
+        window = state.get("target_window")
+        record = {"checkpoint": str(path.resolve()), "config": config.name, "step": int(state["step"]),
+                  "checkpoint_sha256": checkpoint_digest(path)}
+        loaded[name] = LoadedSpecialist(model.eval().to(device), config, record,
+                                        None if window is None else (float(window[0]), float(window[1])))
+    return loaded
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch uses ``n`` threads inside the block (``None``: unchanged); the setting is restored after."""
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class VQGANSpecialists:
@@ -72,19 +125,11 @@ class VQGANSpecialists:
 
     def load(self, root: Path | str) -> None:
         """Load the four specialists of ``root`` (see the module docstring), each once."""
-        from vsbench.algorithms.vqgan.train import checkpoint_digest, load_specialist
-
-        paths = {o: specialist_checkpoint(root, o) for o in ORGANELLES}  # every one present before loading any
-        models, resolution, record = {}, {}, {}
-        for organelle, path in paths.items():
-            model, config, trained_for, step = load_specialist(path)
-            if trained_for != organelle:
-                raise ValueError(f"{path} is a {trained_for} specialist, not {organelle}")
-            models[organelle], resolution[organelle] = model.eval().to(self.device), int(config.resolution)
-            record[organelle] = {"checkpoint": str(path.resolve()), "config": config.name, "step": step,
-                                 "checkpoint_sha256": checkpoint_digest(path)}
+        loaded = load_specialists(root, ORGANELLES, self.device)  # every one present before loading any
+        record = {o: s.record for o, s in loaded.items()}
         names = {r["config"] for r in record.values()}
-        self.models, self.resolution = models, resolution
+        self.models = {o: s.model for o, s in loaded.items()}
+        self.resolution = {o: int(s.config.resolution) for o, s in loaded.items()}
         self.name = f"vqgan-lmc-{names.pop()}" if len(names) == 1 else "vqgan-lmc-mixed"
         self.provenance = {"checkpoint": str(Path(root).resolve()), "specialists": record}
 
@@ -97,22 +142,17 @@ class VQGANSpecialists:
         from vsbench.algorithms.vqgan.train import specialist_data, train
 
         examples = list(examples)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with tempfile.TemporaryDirectory(prefix="vsbench-vqgan-") as tmp:
-                root = self.work_dir or Path(tmp)
-                for organelle in ORGANELLES:
-                    data = specialist_data(examples, organelle)  # ValueError naming the organelle if it has none
-                    train(get_config(self.config_name, organelle=organelle), data, root / organelle, self.steps,
-                          self.seed, progress=self.progress)
-                provenance = self.provenance
-                self.load(root)
-                if self.work_dir is None:
-                    self.provenance = {**provenance, "specialists": self.provenance["specialists"],
-                                       "checkpoint": "in-process by fit(), not kept"}
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(self.threads), tempfile.TemporaryDirectory(prefix="vsbench-vqgan-") as tmp:
+            root = self.work_dir or Path(tmp)
+            for organelle in ORGANELLES:
+                data = specialist_data(examples, organelle)  # ValueError naming the organelle if it has none
+                train(get_config(self.config_name, organelle=organelle), data, root / organelle, self.steps,
+                      self.seed, progress=self.progress)
+            provenance = self.provenance
+            self.load(root)
+            if self.work_dir is None:
+                self.provenance = {**provenance, "specialists": self.provenance["specialists"],
+                                   "checkpoint": "in-process by fit(), not kept"}
 
     @torch.no_grad()
     def predict(self, case: Case) -> dict[str, np.ndarray]:
@@ -124,17 +164,22 @@ class VQGANSpecialists:
             raise ValueError(f"{self.name}: {case.name}: expected a 2-D slice, got shape {image.shape}")
         if is_blank(image):
             return {o: image.copy() for o in ORGANELLES}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            inputs: dict[int, torch.Tensor] = {}
-            out = {}
-            for organelle in ORGANELLES:
-                size = self.resolution[organelle]
-                if size not in inputs:
-                    inputs[size] = preprocess(image, size).to(self.device)
-                y, _, _ = self.models[organelle](inputs[size])
-                out[organelle] = postprocess(y.cpu(), image.shape)
-            return out
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(self.threads):
+            return run_specialists(self.models, self.resolution, image, self.device)
+
+
+@torch.no_grad()
+def run_specialists(models: dict[str, torch.nn.Module], resolution: dict[str, int], image: np.ndarray,
+                    device: torch.device | str = "cpu") -> dict[str, np.ndarray]:
+    """Every model on ``image`` (a 2-D slice or a ``3 x H x W`` stack): :func:`~.data.preprocess` once per
+    resolution, the model, :func:`~.data.postprocess` to uint16 (0..65535) of the image's H x W."""
+    image = np.asarray(image)
+    inputs: dict[int, torch.Tensor] = {}
+    out = {}
+    for name, model in models.items():
+        size = resolution[name]
+        if size not in inputs:
+            inputs[size] = preprocess(image, size).to(device)
+        y, _, _ = model(inputs[size])
+        out[name] = postprocess(y.cpu(), image.shape[-2:])
+    return out

@@ -12,6 +12,12 @@ z-slice of it (one TL slice per sample, the target is the field's fluorescence, 
 :func:`~vsbench.algorithms.vqgan.data.training_pair` (rot90, flip, random resized crop, the whole field resized
 to ``config.resolution``), in [-1, 1].
 
+Adipocyte (:mod:`.adipocyte`). The same training for a channel of the adipocyte task (``config.task``
+"adipocyte"): a field's one input "slice" is a ``3 x H x W`` uint8 stack of brightfield planes (each rescaled on
+its own), used as the 3 input channels (:func:`~vsbench.algorithms.vqgan.data.training_pair`), and the targets
+are rescaled with one dataset-level window, :attr:`SpecialistData.target_window`, which the checkpoint keeps
+(``target_window``; ``None`` for LMC) so that inference can map outputs back to raw intensities.
+
 Loss (taming's ``VQLPIPSWithDiscriminator`` as lmc.md §3.1 states it; every constant from the config, which
 takes them from the reference's yaml):
 
@@ -85,13 +91,14 @@ from torch.nn import functional as F
 
 from vsbench.algorithms.base import ORGANELLES, TrainingExample
 from vsbench.algorithms.vqgan.config import CONFIGS, VQGANConfig, build_networks, get_config
-from vsbench.algorithms.vqgan.data import rescale_to_uint8, resize, training_pair
+from vsbench.algorithms.vqgan.data import input_to_uint8, rescale_to_uint8, resize, training_pair
 from vsbench.algorithms.vqgan.networks import VQModel, codebook_usage
 
 __all__ = [
     "FORMAT", "CHECKPOINT", "BEST", "LOSSES_CSV", "CSV_FIELDS", "THREADS", "SpecialistData", "specialist_data",
     "specialist_data_from_split", "sample_batch", "adaptive_weight", "hinge_d_loss", "disc_factor", "Trainer",
     "validation_rec_loss", "train", "load_checkpoint", "config_from_checkpoint", "load_specialist",
+    "specialist_from_state",
     "checkpoint_digest",
 ]
 
@@ -113,13 +120,17 @@ CSV_FIELDS = ("epoch", "step", *LOSS_KEYS, "usage", "perplexity", "seconds", "va
 class SpecialistData:
     """The training fields of one organelle's specialist, rescaled to uint8 (2 / 99.8 percentiles, clipped).
 
-    ``inputs[i]``: the transmitted-light slices of field ``i`` (every z), 2-D uint8; ``targets[i]``: its
-    organelle image, 2-D uint8 of the same shape; ``names[i]``: the field's slice names (for messages)."""
+    ``inputs[i]``: the transmitted-light slices of field ``i`` (every z), 2-D uint8, or ``3 x H x W`` uint8
+    stacks (the adipocyte task's brightfield planes, :mod:`.adipocyte`); ``targets[i]``: its organelle image, 2-D
+    uint8 of the same H x W; ``names[i]``: the field's slice names (for messages); ``target_window``: the raw
+    ``(low, high)`` every target was rescaled from, when one window serves the whole data set (adipocyte), else
+    ``None`` (LMC: each target has its own percentile window)."""
 
     organelle: str
     inputs: list[list[np.ndarray]]
     targets: list[np.ndarray]
     names: list[list[str]] = field(default_factory=list)
+    target_window: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -133,8 +144,8 @@ def specialist_data(examples: Iterable[TrainingExample], organelle: str) -> Spec
     """The fields of ``examples`` that have ``organelle``, grouped (slices of one field share its target arrays,
     as :func:`vsbench.harness.predict.training_examples` yields them) and rescaled to uint8.
 
-    :class:`ValueError` if ``organelle`` is unknown, no example has it, or a slice is not 2-D or differs in shape
-    from its target."""
+    :class:`ValueError` if ``organelle`` is unknown, no example has it, or a slice is neither 2-D nor ``3 x H x W``
+    or differs in H x W from its target."""
     if organelle not in ORGANELLES:
         raise ValueError(f"vqgan: unknown organelle {organelle!r}; choose from {', '.join(ORGANELLES)}")
     index: dict[int, int] = {}
@@ -157,11 +168,11 @@ def specialist_data(examples: Iterable[TrainingExample], organelle: str) -> Spec
             inputs.append([])
             names.append([])
         i = index[key]
-        image = np.asarray(ex.case.image)
-        if image.shape != targets[i].shape:
+        image = np.asarray(ex.case.image)  # a 2-D slice, or a 3 x H x W stack (each channel rescaled on its own)
+        if image.shape[-2:] != targets[i].shape or image.ndim not in (2, 3):
             raise ValueError(f"vqgan: {ex.case.name}: input shape {image.shape} != {organelle} ground truth shape "
                              f"{targets[i].shape}")
-        inputs[i].append(rescale_to_uint8(image))
+        inputs[i].append(input_to_uint8(image))
         names[i].append(ex.case.name)
     if not targets:
         raise ValueError(f"vqgan: no training example has {organelle} ground truth")
@@ -194,7 +205,7 @@ def sample_batch(data: SpecialistData, size: int, batch_size: int, rng: np.rando
 
 
 def _model_input(image_u8: np.ndarray, size: int) -> torch.Tensor:
-    """A uint8 (already rescaled) slice as ``1 x 3 x size x size`` in [-1, 1]: the part of
+    """A uint8 (already rescaled) slice or ``3 x H x W`` stack as ``1 x 3 x size x size`` in [-1, 1]: the part of
     :func:`~vsbench.algorithms.vqgan.data.preprocess` after its uint8 rescale (so ``_model_input(
     rescale_to_uint8(raw)) == preprocess(raw)``)."""
     small = resize(torch.from_numpy(np.asarray(image_u8).astype(np.float32)), (size, size))
@@ -272,6 +283,7 @@ class Trainer:
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.learning_rate, betas=cfg.adam_betas)
         self.step = 0
         self.best_val_rec_loss: float | None = None
+        self.target_window: tuple[float, float] | None = None  # adipocyte: the data's, for inference
 
     @property
     def organelle(self) -> str:
@@ -353,6 +365,7 @@ class Trainer:
             "organelle": self.organelle,
             "step": self.step,
             "best_val_rec_loss": self.best_val_rec_loss,
+            "target_window": None if self.target_window is None else [float(v) for v in self.target_window],
             "model": self.model.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "ae_opt": self.ae_opt.state_dict(),
@@ -368,6 +381,8 @@ class Trainer:
         self.d_opt.load_state_dict(state["d_opt"])
         self.step = int(state["step"])
         self.best_val_rec_loss = state.get("best_val_rec_loss")
+        window = state.get("target_window")  # absent in checkpoints from before the adipocyte task
+        self.target_window = None if window is None else (float(window[0]), float(window[1]))
 
     def save(self, out_dir: Path | str, name: str = CHECKPOINT) -> Path:
         """Write ``out_dir/<name>`` (default ``checkpoint.pt``) atomically (temporary file, then rename)."""
@@ -414,11 +429,25 @@ def _append_csv(path: Path, row: dict, fields: Sequence[str]) -> None:
         writer.writerow(row)
 
 
-def _as_data(data, organelle: str) -> SpecialistData:
+def _as_data(data, organelle: str, task: str = "lmc", window: tuple[float, float] | None = None) -> SpecialistData:
+    """``data`` as :class:`SpecialistData`; adipocyte targets on ``window`` if given (validation: the training
+    data's window), else on the data's own."""
     if isinstance(data, SpecialistData):
         if data.organelle != organelle:
             raise ValueError(f"vqgan: data of {data.organelle}, but the config trains the {organelle} specialist")
+        if window is not None and data.target_window is not None and tuple(data.target_window) != tuple(window):
+            raise ValueError(f"vqgan: validation targets on window {data.target_window}, training targets on "
+                             f"{window}; build the validation data with the training window")
         return data
+    if task == "adipocyte":
+        from vsbench.algorithms.vqgan.adipocyte import (
+            adipocyte_specialist_data,
+            adipocyte_specialist_data_from_split,
+        )
+
+        if isinstance(data, (str, Path)) or hasattr(data, "manifest"):
+            return adipocyte_specialist_data_from_split(data, organelle, window=window)
+        return adipocyte_specialist_data(data, organelle, window=window)
     if isinstance(data, (str, Path)) or hasattr(data, "manifest"):
         return specialist_data_from_split(data, organelle)
     return specialist_data(data, organelle)
@@ -431,10 +460,12 @@ def train(config: VQGANConfig | str, data_or_split: SpecialistData | Iterable[Tr
           threads: int | None = THREADS) -> Trainer:
     """Train ``config``'s organelle specialist to ``steps`` updates in all, resuming from ``out_dir/checkpoint.pt``.
 
-    ``data_or_split``, ``val_data``: :class:`SpecialistData` (of ``config.organelle``), training examples, or an
-    LMC split folder (or :class:`~vsbench.harness.split.Split`). After every epoch of ``steps_per_epoch`` updates
-    and at the end: ``out_dir/checkpoint.pt`` (atomic) and a row of ``out_dir/losses.csv`` (mean losses, usage,
-    perplexity, seconds, and with ``val_data`` :func:`validation_rec_loss`; ``out_dir/best.pt`` keeps the lowest).
+    ``data_or_split``, ``val_data``: :class:`SpecialistData` (of ``config.organelle``), training examples, or a
+    split folder (or :class:`~vsbench.harness.split.Split`) of ``config.task``. The data's ``target_window`` (if
+    any) is kept in the checkpoint (adipocyte validation targets use it too); resuming with data of another window
+    is an error. After every epoch of ``steps_per_epoch`` updates and at the end: ``out_dir/checkpoint.pt``
+    (atomic) and a row of ``out_dir/losses.csv`` (mean losses, usage, perplexity, seconds, and with ``val_data``
+    :func:`validation_rec_loss`; ``out_dir/best.pt`` keeps the lowest).
     A different ``config`` or ``seed`` than the checkpoint's is an error. ``progress``: a tqdm bar.
     ``callback(step, losses)`` after every update. A non-finite loss raises :class:`FloatingPointError`.
     ``threads``: torch threads while training (``None``: leave the setting), restored after."""
@@ -445,8 +476,13 @@ def train(config: VQGANConfig | str, data_or_split: SpecialistData | Iterable[Tr
     trainer = _resume_or_start(out_dir, cfg, seed)
     if trainer.step >= steps:
         return trainer
-    data = _as_data(data_or_split, cfg.organelle)
-    val = _as_data(val_data, cfg.organelle) if val_data is not None else None
+    data = _as_data(data_or_split, cfg.organelle, cfg.task)
+    # adipocyte validation targets on the training window: val_rec_loss then measures what inference outputs
+    val = _as_data(val_data, cfg.organelle, cfg.task, data.target_window) if val_data is not None else None
+    if trainer.step > 0 and trainer.target_window != data.target_window:
+        raise ValueError(f"{out_dir / CHECKPOINT} was trained on targets of window {trainer.target_window}, "
+                         f"this data has {data.target_window}; choose another output folder")
+    trainer.target_window = data.target_window
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -521,11 +557,17 @@ def load_specialist(checkpoint: Path | str) -> tuple[VQModel, VQGANConfig, str, 
     """``(model in eval mode, config, organelle, step)`` of a checkpoint file (``checkpoint.pt``, ``best.pt``) or
     its folder (``checkpoint.pt``); only the VQModel is built (no discriminator, no optimisers)."""
     state = load_checkpoint(checkpoint)
+    model, cfg = specialist_from_state(state)
+    return model, cfg, state["organelle"], int(state["step"])
+
+
+def specialist_from_state(state: dict) -> tuple[VQModel, VQGANConfig]:
+    """``(model in eval mode, config)`` of a checkpoint dict (:func:`load_checkpoint`); only the VQModel."""
     cfg = config_from_checkpoint(state)
     model = build_networks(cfg)["vqmodel"]
     model.load_state_dict(state["model"])
     model.eval()
-    return model, cfg, state["organelle"], int(state["step"])
+    return model, cfg
 
 
 def checkpoint_digest(path: Path | str) -> str:

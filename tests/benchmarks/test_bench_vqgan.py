@@ -56,7 +56,7 @@ def _record(key: str, benchmark) -> None:
 @pytest.mark.slow
 @pytest.mark.benchmark(group=GROUP)
 def test_bench_reference(benchmark, root, case):
-    out = benchmark.pedantic(lambda: VQGANSpecialists(checkpoint=root, device="cpu").predict(case), rounds=2,
+    out = benchmark.pedantic(lambda: VQGANSpecialists(checkpoint=root, device="cpu").predict(case), rounds=1,
                              iterations=1)
     _OUTPUTS["reference"] = out
     _record("reference", benchmark)
@@ -66,7 +66,7 @@ def test_bench_reference(benchmark, root, case):
 @pytest.mark.benchmark(group=GROUP)
 def test_bench_fast(benchmark, root, case):
     predictor = VQGANSpecialists(checkpoint=root, device="cpu")
-    out = benchmark.pedantic(predictor.predict, args=(case,), rounds=2, iterations=1)
+    out = benchmark.pedantic(predictor.predict, args=(case,), rounds=1, iterations=1)
     assert set(out) == set(ORGANELLES) and all(a.shape == SHAPE and a.dtype == np.uint16 for a in out.values())
     benchmark.extra_info.update({"image_shape": list(SHAPE), "threads": predictor.threads,
                                  "torch_threads_process": torch.get_num_threads()})
