@@ -42,7 +42,6 @@ once, each specialist, :func:`to_raw` with its window: one uint16 image of ``cas
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,6 +53,7 @@ from vsbench.algorithms.vqgan.data import PERCENTILES, UINT16_MAX, input_to_uint
 from vsbench.algorithms.vqgan.predictor import (
     DEFAULT_STEPS,
     THREADS,
+    fit_specialists,
     load_specialists,
     run_specialists,
     torch_threads,
@@ -210,21 +210,8 @@ class VQGANAdipocyte:
         ``work_dir/<channel>`` (resumed if there) or to a temporary folder, then load them."""
         if self.fitted:
             return
-        from vsbench.algorithms.vqgan.config import get_config
-        from vsbench.algorithms.vqgan.train import train
-
         examples = list(examples)
-        with torch_threads(self.threads), tempfile.TemporaryDirectory(prefix="vsbench-vqgan-adipocyte-") as tmp:
-            root = self.work_dir or Path(tmp)
-            for channel in CHANNELS:
-                data = adipocyte_specialist_data(examples, channel)  # ValueError naming the channel if none has it
-                train(get_config(self.config_name, organelle=channel), data, root / channel, self.steps, self.seed,
-                      progress=self.progress)
-            provenance = self.provenance
-            self.load(root)
-            if self.work_dir is None:
-                self.provenance = {**provenance, "specialists": self.provenance["specialists"],
-                                   "checkpoint": "in-process by fit(), not kept"}
+        fit_specialists(self, CHANNELS, lambda channel: adipocyte_specialist_data(examples, channel))
 
     @torch.no_grad()
     def predict(self, case: AdipocyteCase) -> dict[str, np.ndarray]:

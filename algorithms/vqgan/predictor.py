@@ -23,7 +23,7 @@ Shared with the adipocyte specialists (:mod:`.adipocyte`): :func:`specialist_che
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +34,8 @@ import torch
 from vsbench.algorithms.base import ORGANELLES, Case, TrainingExample
 from vsbench.algorithms.vqgan.data import is_blank, postprocess, preprocess
 
-__all__ = ["VQGANSpecialists", "DEFAULT_STEPS", "THREADS", "specialist_checkpoint", "LoadedSpecialist",
-           "load_specialists", "torch_threads", "run_specialists"]
+__all__ = ["VQGANSpecialists", "fit_specialists", "DEFAULT_STEPS", "THREADS", "specialist_checkpoint",
+           "LoadedSpecialist", "load_specialists", "torch_threads", "run_specialists"]
 
 DEFAULT_STEPS = 600  # per organelle, in-process
 THREADS = 1  # torch threads while fitting and predicting: 2 threads on a busy 2-core machine were far slower
@@ -100,6 +100,25 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def fit_specialists(predictor, targets: Sequence[str], make_data: Callable[[str], object]) -> None:
+    """Train a ``predictor.config_name`` specialist per target (``make_data(target)``: its training data; a
+    :class:`ValueError` naming the target if there is none) for ``predictor.steps`` updates, checkpointing to
+    ``predictor.work_dir/<target>`` (resumed if there) or to a temporary folder, then ``predictor.load`` them."""
+    from vsbench.algorithms.vqgan.config import get_config
+    from vsbench.algorithms.vqgan.train import train
+
+    with torch_threads(predictor.threads), tempfile.TemporaryDirectory(prefix="vsbench-vqgan-") as tmp:
+        root = predictor.work_dir or Path(tmp)
+        for target in targets:
+            train(get_config(predictor.config_name, organelle=target), make_data(target), root / target,
+                  predictor.steps, predictor.seed, progress=predictor.progress)
+        provenance = predictor.provenance
+        predictor.load(root)
+        if predictor.work_dir is None:
+            predictor.provenance = {**provenance, "specialists": predictor.provenance["specialists"],
+                                    "checkpoint": "in-process by fit(), not kept"}
+
+
 class VQGANSpecialists:
     """Four VQGAN specialists: one transmitted-light slice -> nucleus, mitochondria, tubulin, actin (uint16)."""
 
@@ -138,21 +157,10 @@ class VQGANSpecialists:
         to ``work_dir/<organelle>`` (resumed if there) or to a temporary folder, then load them."""
         if self.fitted:
             return
-        from vsbench.algorithms.vqgan.config import get_config
-        from vsbench.algorithms.vqgan.train import specialist_data, train
+        from vsbench.algorithms.vqgan.train import specialist_data
 
         examples = list(examples)
-        with torch_threads(self.threads), tempfile.TemporaryDirectory(prefix="vsbench-vqgan-") as tmp:
-            root = self.work_dir or Path(tmp)
-            for organelle in ORGANELLES:
-                data = specialist_data(examples, organelle)  # ValueError naming the organelle if it has none
-                train(get_config(self.config_name, organelle=organelle), data, root / organelle, self.steps,
-                      self.seed, progress=self.progress)
-            provenance = self.provenance
-            self.load(root)
-            if self.work_dir is None:
-                self.provenance = {**provenance, "specialists": self.provenance["specialists"],
-                                   "checkpoint": "in-process by fit(), not kept"}
+        fit_specialists(self, ORGANELLES, lambda organelle: specialist_data(examples, organelle))
 
     @torch.no_grad()
     def predict(self, case: Case) -> dict[str, np.ndarray]:
