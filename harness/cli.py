@@ -301,20 +301,29 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=_cmd_model_info)
 
     pred = sub.add_parser(
-        "predict", help="run an in-process algorithm on a split",
-        description="Run an algorithm on every input of a split and write its predictions in the container "
-        "output layout. A rerun skips cases already done; failures are recorded in OUT/run.json. The split's task "
-        "(lmc or adipocyte) picks the layout; the algorithm must be one of that task. Adipocyte layout: "
-        "OUT/<channel>-fluorescence-tiff/<ground-truth file name>, channel in nuclei, lipids, cytoplasm, uint16.",
+        "predict", help="run an in-process algorithm on a split, or on a contract input folder",
+        usage="vsbench predict [SOLUTION] --split SPLIT --out OUT [--algorithm NAME] [options]\n"
+        "       vsbench predict SOLUTION --input DIR --output DIR [--train SPLIT | --checkpoint CKPT]",
+        description="Two modes. Split mode (--split/--out): run an algorithm on every input of a split and write "
+        "its predictions in the container output layout. A rerun skips cases already done; failures are recorded in "
+        "OUT/run.json. The split's task (lmc or adipocyte) picks the layout; the algorithm must be one of that task. "
+        "Adipocyte layout: OUT/<channel>-fluorescence-tiff/<ground-truth file name>, channel in nuclei, lipids, "
+        "cytoplasm, uint16. File mode (--input/--output): the file form of the container contract "
+        "(containers/CONTRACT.md): read DIR/images/<input socket>/ (and DIR/inputs.json when present), write "
+        "DIR/images/<output socket>/<same file name>; the output folder must be empty.",
     )
-    pred.add_argument("--split", type=Path, required=True, help="split to predict (only inputs/ is read)")
-    pred.add_argument("--algorithm", required=True, help="algorithm name (see 'vsbench algorithms')")
+    pred.add_argument("solution", nargs="?", metavar="SOLUTION",
+                      help="algorithm name (see 'vsbench algorithms'); split mode also takes --algorithm")
+    pred.add_argument("--split", type=Path, help="split mode: split to predict (only inputs/ is read)")
+    pred.add_argument("--algorithm", help="split mode: algorithm name (or give SOLUTION)")
     pred.add_argument("--train", type=Path, help="training split, for algorithms that learn")
     pred.add_argument("--checkpoint", type=Path,
                       help="load the model from this folder (written by 'vsbench train') instead of training it; "
                       "for the deep models (adipocyte-patchgan-tiny, patchgan-lmc-tiny: any config of theirs)")
-    pred.add_argument("--out", type=Path, required=True, help="prediction folder to write")
-    pred.add_argument("--overwrite", action="store_true", help="recompute every case")
+    pred.add_argument("--out", type=Path, help="split mode: prediction folder to write")
+    pred.add_argument("--overwrite", action="store_true", help="split mode: recompute every case")
+    pred.add_argument("--input", type=Path, help="file mode: contract input folder (images/<socket>/, inputs.json)")
+    pred.add_argument("--output", type=Path, help="file mode: contract output folder to write (empty or absent)")
     pred.set_defaults(func=_cmd_predict)
 
     ev = sub.add_parser(
@@ -482,11 +491,60 @@ def _cmd_model_info(args) -> int:
     return 0
 
 
+def _predict_mode(args) -> str:
+    """``split`` or ``file`` from the predict arguments; sets ``args.algorithm``. ValueError (one line) when
+    the two modes are mixed or one is incomplete."""
+    file_mode = args.input is not None or args.output is not None
+    split_mode = args.split is not None or args.out is not None
+    if file_mode and split_mode:
+        raise ValueError("give either --input/--output (contract folders) or --split/--out (a split), not both")
+    if args.solution is not None and args.algorithm is not None:
+        raise ValueError("name the algorithm once: SOLUTION or --algorithm, not both")
+    args.algorithm = args.algorithm or args.solution
+    if file_mode:
+        if args.input is None or args.output is None:
+            raise ValueError("file mode needs both --input DIR and --output DIR")
+        if args.algorithm is None:
+            raise ValueError("name the solution: vsbench predict SOLUTION --input DIR --output DIR")
+        if args.overwrite:
+            raise ValueError("--overwrite is for --split mode; file mode writes into an empty --output folder")
+        return "file"
+    if args.split is None or args.out is None:
+        raise ValueError("give --split SPLIT and --out OUT (a split), or --input DIR and --output DIR "
+                         "(contract folders)")
+    if args.algorithm is None:
+        raise ValueError("name the algorithm: SOLUTION or --algorithm")
+    return "split"
+
+
+def _cmd_predict_file(args) -> int:
+    from vsbench.algorithms.registry import algorithm_task, make_algorithm
+    from vsbench.harness.local_runtime import fit_solution, predict_folder
+    from vsbench.harness.split import Split
+
+    task = algorithm_task(args.algorithm)
+    train = Split(args.train) if args.train else None
+    if train is not None and train.task != task:
+        raise ValueError(f"{args.algorithm} is an {task} algorithm; {train.root} is an {train.task} split")
+    if args.checkpoint is not None and args.train is not None:
+        raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
+    predictor = make_algorithm(args.algorithm, checkpoint=args.checkpoint)
+    fit_solution(predictor, train)
+    results = predict_folder(predictor, args.input, args.output, progress=not args.quiet)
+    failed = [r for r in results if r.status != "succeeded"]
+    print(f"{args.output}: {len(results) - len(failed)} cases predicted, {len(failed)} failed")
+    for r in failed[:10]:
+        print(f"  {r.case}: {r.reason}")
+    return 1 if failed else 0
+
+
 def _cmd_predict(args) -> int:
     from vsbench.algorithms.registry import algorithm_task, make_algorithm
     from vsbench.harness.predict import fit_if_needed, run_predictor
     from vsbench.harness.split import Split
 
+    if _predict_mode(args) == "file":
+        return _cmd_predict_file(args)
     task = algorithm_task(args.algorithm)
     split = Split(args.split)
     train = Split(args.train) if args.train else None
