@@ -517,18 +517,26 @@ def _predict_mode(args) -> str:
     return "split"
 
 
-def _cmd_predict_file(args) -> int:
+def _predictor_and_train(args, split=None):
+    """The algorithm of ``args`` (loaded from ``--checkpoint`` if given) and the ``--train`` split; one-line errors
+    when a split is of another task than the algorithm, or both --train and --checkpoint are given."""
     from vsbench.algorithms.registry import algorithm_task, make_algorithm
-    from vsbench.harness.local_runtime import fit_solution, predict_folder
     from vsbench.harness.split import Split
 
     task = algorithm_task(args.algorithm)
     train = Split(args.train) if args.train else None
-    if train is not None and train.task != task:
-        raise ValueError(f"{args.algorithm} is an {task} algorithm; {train.root} is an {train.task} split")
+    for s in (split, train):
+        if s is not None and s.task != task:
+            raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
     if args.checkpoint is not None and args.train is not None:
         raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
-    predictor = make_algorithm(args.algorithm, checkpoint=args.checkpoint)
+    return make_algorithm(args.algorithm, checkpoint=args.checkpoint), train
+
+
+def _cmd_predict_file(args) -> int:
+    from vsbench.harness.local_runtime import fit_solution, predict_folder
+
+    predictor, train = _predictor_and_train(args)
     fit_solution(predictor, train)
     results = predict_folder(predictor, args.input, args.output, progress=not args.quiet)
     failed = [r for r in results if r.status != "succeeded"]
@@ -539,22 +547,15 @@ def _cmd_predict_file(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from vsbench.algorithms.registry import algorithm_task, make_algorithm
+    from vsbench.algorithms.registry import algorithm_task
     from vsbench.harness.predict import fit_if_needed, run_predictor
     from vsbench.harness.split import Split
 
     if _predict_mode(args) == "file":
         return _cmd_predict_file(args)
-    task = algorithm_task(args.algorithm)
     split = Split(args.split)
-    train = Split(args.train) if args.train else None
-    for s in (split, train):
-        if s is not None and s.task != task:
-            raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
-    if args.checkpoint is not None and args.train is not None:
-        raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
-    predictor = make_algorithm(args.algorithm, checkpoint=args.checkpoint)
-    if task == "adipocyte":
+    predictor, train = _predictor_and_train(args, split)
+    if algorithm_task(args.algorithm) == "adipocyte":
         from vsbench.harness.predict_adipocyte import fit_adipocyte_if_needed, run_adipocyte_predictor
 
         fit_adipocyte_if_needed(predictor, train, for_split=split)
