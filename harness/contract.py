@@ -41,6 +41,7 @@ from vsbench.harness.adipocyte_split import (
 )
 from vsbench.harness.adipocyte_split import TASK as ADIPOCYTE
 from vsbench.harness.omeio import PlaneMeta, read_plane, write_plane
+from vsbench.harness.predict import LOGS_DIR, RUN_RECORD
 from vsbench.harness.split import Split
 
 CONTRACT_VERSION = "1"
@@ -107,7 +108,8 @@ class CaseResult:
 
     ``status``: one of :data:`STATUSES`; ``reason``: one line, None when it succeeded; ``exit_code`` of the
     process that predicted it (None in-process); ``durations``: seconds by phase (``predict``, ``ingest``,
-    ...); ``stdout``/``stderr``: where the runtime kept the logs (None when not kept).
+    ...); ``stdout``/``stderr``: where the runtime kept the logs (None when not kept); ``image_digest``: the
+    id of the container image that predicted it (None in-process).
     """
 
     case: str
@@ -117,6 +119,7 @@ class CaseResult:
     durations: dict[str, float] = field(default_factory=dict)
     stdout: str | None = None
     stderr: str | None = None
+    image_digest: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -206,6 +209,14 @@ def _copy_regular(src: Path, dst: Path) -> None:
         raise ContractError(f"inputs/{src.name}: not a regular file (a link or special file is never staged)")
     shutil.copyfile(src, dst, follow_symlinks=False)
     os.chmod(dst, 0o444)
+
+
+def case_ids(split: Split) -> list[str]:
+    """The cases of ``split`` as :func:`stage_inputs` names them, in split order (LMC input file names,
+    adipocyte set keys)."""
+    if split.task == LMC:
+        return [c.name for c in split.cases()]
+    return [s.key for s in adipocyte_sets(split)]
 
 
 def stage_inputs(split: Split | Path | str, input_dir: Path | str,
@@ -435,6 +446,21 @@ def _remove_case(predictions: Path, task: str, case: StagedCase) -> None:
         (_prediction_dir(predictions, task, key) / case.predictions[key]).unlink(missing_ok=True)
 
 
+def prepare_prediction_folder(predictions: Path | str, task: str, overwrite: bool) -> Path:
+    """Make ``predictions`` ready for a runtime: it must be empty or absent, unless ``overwrite``, which first
+    removes the prediction layout, the kept logs and run.json there (nothing else). Returns the folder."""
+    predictions = Path(predictions)
+    if overwrite and predictions.is_dir():
+        for key in OUTPUT_SOCKETS[task]:
+            shutil.rmtree(_prediction_dir(predictions, task, key), ignore_errors=True)
+        shutil.rmtree(predictions / LOGS_DIR, ignore_errors=True)
+        (predictions / RUN_RECORD).unlink(missing_ok=True)
+    if predictions.exists() and (not predictions.is_dir() or any(predictions.iterdir())):
+        raise ValueError(f"{predictions}: the prediction folder must be empty (or pass --overwrite)")
+    predictions.mkdir(parents=True, exist_ok=True)
+    return predictions
+
+
 def _owner(rel: str, staged: Sequence[StagedCase]) -> StagedCase | None:
     """The case an unexpected entry names (its last component starts with the case's file stem), if one."""
     if len(staged) == 1:
@@ -445,7 +471,7 @@ def _owner(rel: str, staged: Sequence[StagedCase]) -> StagedCase | None:
 
 
 def ingest_outputs(output_dir: Path | str, staged_cases: Sequence[StagedCase], predictions_dir: Path | str,
-                   task: str, max_bytes: int | None = None) -> list[CaseResult]:
+                   task: str, max_bytes: int | None = None, notes: list[str] | None = None) -> list[CaseResult]:
     """Check the contract output folder ``output_dir`` and copy every valid case into ``predictions_dir``.
 
     Nothing under ``output_dir`` is followed if it is a symbolic link, and no file is opened before ``lstat``
@@ -455,9 +481,11 @@ def ingest_outputs(output_dir: Path | str, staged_cases: Sequence[StagedCase], p
     uint16) and finite. A case with every output valid is written into the prediction layout
     (``succeeded``); otherwise ``invalid_output`` with the first problem as ``reason``, and any earlier
     prediction of it is removed. Any other entry (unexpected socket or file, bad name, link, special file) makes
-    the case it names invalid, or every case when it names none; so does an output folder over ``max_bytes``
-    (default :func:`default_max_output_bytes`) or holding too many entries. Call it once whatever wrote
-    ``output_dir`` has stopped (a file swapped during the walk is caught by its inode, and refused).
+    the case it names invalid; one that names no case is never read, and its one-line description is appended
+    to ``notes`` (so one stray file cannot sink the other cases). An output folder over ``max_bytes`` (default
+    :func:`default_max_output_bytes`) or holding too many entries makes every case invalid. Call it once
+    whatever wrote ``output_dir`` has stopped (a file swapped during the walk is caught by its inode, and
+    refused).
     """
     if task not in TASKS:
         raise ContractError(f"task {task!r} has no contract (one of {', '.join(TASKS)})")
@@ -507,8 +535,8 @@ def ingest_outputs(output_dir: Path | str, staged_cases: Sequence[StagedCase], p
                 for case in staged:  # a socket that is not a folder: every case lacks that output
                     problems.setdefault(case.case, bad)
             elif owner is None:
-                everyone = bad
-                break
+                if notes is not None and len(notes) < 20:
+                    notes.append(f"ignored: {bad}")
             else:
                 problems.setdefault(owner.case, bad)
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from vsbench.harness import __version__
 from vsbench.harness.omeio import ImageReadError, read_image, read_plane
-from vsbench.harness.predict import RUN_RECORD, prediction_path
+from vsbench.harness.predict import LOGS_DIR, RUN_RECORD, prediction_path
 from vsbench.harness.split import BEST_Z_CSV, GROUND_TRUTH, LMC_ORGANELLE_FILES, LMCCase, Split, sha256_file
 from vsbench.metrics import aggregate
 from vsbench.metrics.lmc import ORGANELLE_METRICS, MetricInputError, organelle_metrics
@@ -119,7 +119,8 @@ def _cp_nucleus_metrics(split: Split, case: LMCCase, targets: _TargetCache, gt: 
 
 def _predictions_digest(predictions: Path) -> str:
     h = hashlib.sha256()
-    for path in sorted(p for p in predictions.rglob("*") if p.is_file() and p.name != RUN_RECORD):
+    for path in sorted(p for p in predictions.rglob("*") if p.is_file() and p.name != RUN_RECORD
+                       and p.relative_to(predictions).parts[0] != LOGS_DIR):
         h.update(f"{path.relative_to(predictions).as_posix()}\t{sha256_file(path)}\n".encode())
     return h.hexdigest()
 

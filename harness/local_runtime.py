@@ -14,7 +14,6 @@ isolated (the solution runs with this process's rights), so the record says ``"s
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Iterable
@@ -44,6 +43,7 @@ from vsbench.harness.contract import (
     ingest_outputs,
     lmc_storable,
     one_line,
+    prepare_prediction_folder,
     stage_inputs,
 )
 from vsbench.harness.omeio import PlaneMeta, read_plane, write_plane
@@ -226,14 +226,7 @@ def run_local(solution: str | object, split: Split | Path | str, predictions: Pa
     if task != split.task:
         raise ValueError(f"{getattr(predictor, 'name', predictor)} is an {task} solution; {split.root} is an "
                          f"{split.task} split")
-    predictions = Path(predictions)
-    if overwrite:
-        for socket_key in OUTPUT_SOCKETS[task]:
-            suffix = "ome-tiff" if task == LMC else "tiff"
-            shutil.rmtree(predictions / f"{socket_key}-fluorescence-{suffix}", ignore_errors=True)
-        (predictions / RUN_RECORD).unlink(missing_ok=True)
-    if predictions.exists() and (not predictions.is_dir() or any(predictions.iterdir())):
-        raise ValueError(f"{predictions}: the prediction folder must be empty (or pass overwrite)")
+    predictions = prepare_prediction_folder(predictions, task, overwrite)
     train_split = None if train is None else (train if isinstance(train, Split) else Split(train))
     fit_solution(predictor, train_split)
 
@@ -241,8 +234,8 @@ def run_local(solution: str | object, split: Split | Path | str, predictions: Pa
         input_dir, output_dir = Path(tmp) / "input", Path(tmp) / "output"
         staged = stage_inputs(split, input_dir, cases)
         predicted = {r.case: r for r in predict_folder(predictor, input_dir, output_dir, progress=progress)}
-        predictions.mkdir(parents=True, exist_ok=True)
-        ingested = ingest_outputs(output_dir, staged, predictions, task, max_bytes=max_output_bytes)
+        notes: list[str] = []
+        ingested = ingest_outputs(output_dir, staged, predictions, task, max_bytes=max_output_bytes, notes=notes)
     results = []
     for case, result in zip(staged, ingested, strict=True):
         ran = predicted.get(case.file_name, CaseResult(case.case, FAILED, "the solution did not run this case"))
@@ -264,5 +257,7 @@ def run_local(solution: str | object, split: Split | Path | str, predictions: Pa
         "summary": {s: sum(r.status == s for r in results) for s in STATUSES},
         "cases": [r.to_dict() for r in results],
     }
+    if notes:
+        record["notes"] = notes
     _write_json(predictions / RUN_RECORD, record)
     return record

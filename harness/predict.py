@@ -23,6 +23,7 @@ from vsbench.harness.omeio import PlaneMeta, read_plane, write_plane
 from vsbench.harness.split import LMCCase, Split
 
 RUN_RECORD = "run.json"
+LOGS_DIR = "logs"  # stdout/stderr a runtime kept, beside run.json; not part of the predictions
 
 
 def output_dir(predictions: Path, organelle: str) -> Path:

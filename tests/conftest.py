@@ -17,3 +17,5 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+from docker_support import base_image, docker_client  # noqa: E402,F401  (fixtures for the container tests)

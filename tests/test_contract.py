@@ -268,16 +268,20 @@ def test_unexpected_entries_invalidate_the_case_they_name(lmc, tmp_path, name, r
     assert all(r.status == SUCCEEDED for c, r in results.items() if c != bad.case)
 
 
-def test_run_wide_problems_invalidate_every_case(lmc, tmp_path):
+def test_run_wide_problems_invalidate_every_case_and_strays_are_noted(lmc, tmp_path):
     staged = stage_inputs(lmc, tmp_path / "in")
     out = tmp_path / "out"
     _write_lmc_outputs(out, staged)
     too_small = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) - 1
     results = ingest_outputs(out, staged, tmp_path / "p1", "lmc", max_bytes=too_small)
     assert {r.status for r in results} == {INVALID_OUTPUT} and "over the limit" in results[0].reason
-    (out / "notes.txt").write_text("stray")  # names no case
-    results = ingest_outputs(out, staged, tmp_path / "p2", "lmc")
-    assert {r.status for r in results} == {INVALID_OUTPUT} and "'notes.txt'" in results[0].reason
+    (out / "notes.txt").write_text("stray")  # names no case: never read, reported, the cases still score
+    os.symlink("/etc/passwd", out / "escape.tiff")
+    notes: list[str] = []
+    results = ingest_outputs(out, staged, tmp_path / "p2", "lmc", notes=notes)
+    assert {r.status for r in results} == {SUCCEEDED}
+    assert notes == ["ignored: unexpected symbolic link 'escape.tiff'", "ignored: unexpected file 'notes.txt'"]
+    (out / "escape.tiff").unlink()
     (out / "notes.txt").unlink()
     socket = out / "images" / "tubulin-fluorescence-ome-tiff"
     os.rename(socket, tmp_path / "elsewhere")
@@ -313,7 +317,7 @@ def test_names_labels_and_statuses():
     with pytest.raises(ValueError, match="status"):
         CaseResult("c", "ok")
     assert set(CaseResult("c", "timed_out", "time limit", 137).to_dict()) == {
-        "case", "status", "reason", "exit_code", "durations", "stdout", "stderr"}
+        "case", "status", "reason", "exit_code", "durations", "stdout", "stderr", "image_digest"}
 
 
 # --- the file form of predict, and the local runtime -----------------------------------------------------

@@ -135,17 +135,20 @@ class PatchGANLMCPredictor:
 
     def __init__(self, checkpoint: Path | str | None = None, config: str = "lmc-tiny", steps: int = DEFAULT_STEPS,
                  seed: int = 0, work_dir: Path | str | None = None, progress: bool = False,
-                 threads: int = THREADS):
+                 threads: int = THREADS, device: str | None = None):
         """``checkpoint``: a folder (or ``checkpoint.pt``) written by :func:`~vsbench.algorithms.patchgan.train.
         train` on LMC data, loaded now (``fit`` then does nothing). Else ``fit`` trains ``config`` (a name or a
         :class:`PatchGANConfig` with ``task="lmc"``) for ``steps`` updates from ``seed``, checkpointing to
         ``work_dir`` (resumed if it holds a run of the same config and seed) or to a temporary folder.
-        ``threads``: torch threads while fitting and predicting, the process's setting restored after."""
+        ``threads``: torch threads while fitting and predicting, the process's setting restored after.
+        ``device``: where the loaded generator runs (default CUDA when there is a GPU, else the CPU); ``fit``
+        trains as before and then moves the loaded result there."""
         self.config = get_config(config) if isinstance(config, str) else config
         if self.config.task != "lmc" or self.config.in_channels != 1 or self.config.channels != ORGANELLES:
             raise ValueError(f"{self.name}: config {self.config.name!r} is not an LMC config (1 input, "
                              f"outputs {', '.join(ORGANELLES)})")
         self.steps, self.seed, self.progress, self.threads = steps, seed, progress, threads
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.generator: torch.nn.Module | None = None
         self.target_scale = float(self.config.target_scale or LMC_TARGET_SCALE)
@@ -161,7 +164,7 @@ class PatchGANLMCPredictor:
             raise ValueError(f"{self.name}: {checkpoint} is not an LMC checkpoint (channels {list(model.channels)}, "
                              f"{model.stage1.in_channels} input channel(s))")
         cfg = config_from_checkpoint(load_checkpoint(checkpoint))
-        self.generator, self.step = model, step
+        self.generator, self.step = model.to(self.device), step
         self.target_scale = float(cfg.target_scale or LMC_TARGET_SCALE)
         self.name = f"patchgan-{cfg.name}"  # patchgan-lmc-tiny, patchgan-paper-lmc
         self.provenance = checkpoint_provenance(checkpoint, cfg.name, step)
@@ -213,12 +216,12 @@ class PatchGANLMCPredictor:
         if image.ndim != 2:
             raise ValueError(f"{self.name}: {case.name}: expected a 2-D slice, got shape {image.shape}")
         h, w = image.shape
-        x = torch.from_numpy(normalise(image))[None, None]
+        x = torch.from_numpy(normalise(image))[None, None].to(self.device)
         multiple = max(PAD_MULTIPLE, 2 ** (self.generator.stage1.depth - 1))
         threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            y = self.generator(pad_to_multiple(x, multiple))[0, :, :h, :w].numpy()
+            y = self.generator(pad_to_multiple(x, multiple))[0, :, :h, :w].cpu().numpy()
         finally:
             torch.set_num_threads(threads)
         y = y / np.float32(self.target_scale)

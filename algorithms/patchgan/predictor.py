@@ -115,8 +115,11 @@ class PatchGANPredictor:
 
     def __init__(self, checkpoint: Path | str | None = None, config: str = "tiny", steps: int = DEFAULT_STEPS,
                  epochs: float = DEFAULT_EPOCHS, seed: int = 0, work_dir: Path | str | None = None,
-                 progress: bool = False):
+                 progress: bool = False, device: str | None = None):
+        """``device``: where the loaded generator runs (default CUDA when there is a GPU, else the CPU);
+        ``fit`` trains as before and then moves the loaded result there."""
         self.config_name, self.steps, self.epochs, self.seed, self.progress = config, steps, epochs, seed, progress
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.generator: torch.nn.Module | None = None
         self.alignment = "default"
@@ -135,6 +138,7 @@ class PatchGANPredictor:
         ``checkpoint.pt``): Model 1, plus the second-stage model of each channel that has a ``stage2_<channel>``
         subfolder (the other channels keep Model 1's output, as the original's ``load_model``)."""
         self.generator, self.alignment, self.step = load_generator(checkpoint)
+        self.generator.to(self.device)
         self.name = f"adipocyte-patchgan-{self.generator.config_name}"
         self.provenance = checkpoint_provenance(checkpoint, self.generator.config_name, self.step)
 
@@ -178,9 +182,9 @@ class PatchGANPredictor:
         if self.generator is None:
             raise RuntimeError(f"{self.name}: call fit() or load a checkpoint before predict()")
         planes = align_planes(case.planes, case.key, case.magnification, self.alignment)
-        x = torch.from_numpy(planes)[None]
+        x = torch.from_numpy(planes)[None].to(self.device)
         multiple = max(PAD_MULTIPLE, 2 ** (self.generator.stage1.depth - 1))
         h, w = case.shape
-        y = self.generator(pad_to_multiple(x, multiple))[0, :, :h, :w].numpy()
+        y = self.generator(pad_to_multiple(x, multiple))[0, :, :h, :w].cpu().numpy()
         out = np.clip(np.rint(y), 0, UINT16_MAX).astype(np.uint16)
         return {c: out[i] for i, c in enumerate(CHANNELS)}
