@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.vsbench-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install engine demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 
-test: install lint
-	$(BIN)/python -m pytest -q
+# a Docker engine for the container tests: installed from Debian and started when none answers
+engine:
+	containers/engine.sh
+
+# VSBENCH_REQUIRE_DOCKER=1: a container test fails (never skips) when the engine is missing
+test: install lint engine
+	VSBENCH_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-columns=mean,stddev,rounds

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from vsbench.harness import __version__
+from vsbench.harness.cli_containers import add_containers
 
 # vsbench.algorithms.patchgan.config.CONFIGS, listed here so that building the parser does not import torch
 PATCHGAN_CONFIGS = ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_align(sub)
     _add_train(sub)
+    add_containers(sub)
 
     demo = sub.add_parser(
         "demo", help="the whole flow on synthetic data: synthesize, predict with baselines, score",

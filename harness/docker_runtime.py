@@ -483,8 +483,9 @@ def run_image(image: str, split: Split | Path | str, predictions: Path | str, *,
                                           notes=notes)
                 results.extend(_case_results(run, ingested, info, len(group)))
                 if not batch:
+                    bar.set_postfix_str(", ".join(f"{s} {n}" for s, n in _summary(results).items() if n),
+                                        refresh=False)
                     bar.update(1)
-                    bar.set_postfix_str(", ".join(f"{s} {n}" for s, n in _summary(results).items() if n))
         finally:
             bar.close()
     if notes:

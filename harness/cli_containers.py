@@ -1,0 +1,102 @@
+"""``vsbench containers ...``: run images in the sandbox (and build the packaged solutions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RUN_DESCRIPTION = """\
+Run a container image on a split's inputs through the predict contract (containers/CONTRACT.md) and write its
+predictions where 'vsbench evaluate' reads them, with OUT/run.json: per case status (succeeded, failed,
+timed_out, oom, invalid_output), reason, exit code, durations, image digest, and the stdout/stderr kept in
+OUT/logs/.
+
+The image is not trusted: no network; read-only root filesystem; /input holds the staged inputs only (never
+ground truth), read-only; /output fresh and empty; /tmp a fresh tmpfs; a non-root user; all capabilities
+dropped; no-new-privileges; limits on processes, memory (no swap), CPUs, time and output size.
+
+--contract auto: an image with org.vsbench.* labels runs as it declares (all cases in one run when
+batch=true); an image without them runs as a grand-challenge algorithm, once per case. --runtime local runs an
+in-process solution (IMAGE is then a name from 'vsbench algorithms') through the same contract, NOT
+sandboxed (said so in run.json). Exit code 0 when every case succeeded, else 1."""
+
+
+def add_containers(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``containers`` and its ``run`` action to the top-level subparsers; returns its own subparsers."""
+    containers = sub.add_parser("containers", help="run container images (submissions, packaged solutions) "
+                                "in the sandbox; build the solution images",
+                                description="Run and build container images behind the predict contract.")
+    actions = containers.add_subparsers(dest="containers_command", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="run an image on a split in the sandbox and ingest its predictions",
+                             description=RUN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("image", help="image reference (tag or sha256 id) in the local engine; with --runtime local, "
+                     "an in-process solution name")
+    run.add_argument("--split", type=Path, required=True, help="split folder (its inputs only are staged)")
+    run.add_argument("--predictions", type=Path, required=True,
+                     help="output folder: predictions in the evaluate layout, run.json, logs/ (empty or absent)")
+    run.add_argument("--contract", choices=["auto", "vsbench", "grand-challenge"], default="auto",
+                     help="auto (default): labels decide; vsbench: all cases in one run; grand-challenge: one "
+                     "run per case")
+    run.add_argument("--runtime", choices=["docker", "local"], default="docker",
+                     help="docker (default, sandboxed) or local (in-process, not sandboxed, no Docker needed)")
+    run.add_argument("--time-limit", type=float, default=1200.0, metavar="S",
+                     help="wall-clock seconds per container run, then killed: timed_out (default 1200, as "
+                     "grand-challenge's default)")
+    run.add_argument("--memory", default="8g", metavar="M", help="memory limit, no swap (e.g. 512m, 8g; "
+                     "default 8g); over it: oom")
+    run.add_argument("--cpus", type=float, default=2.0, help="CPU limit (default 2)")
+    run.add_argument("--pids", type=int, default=256, help="process/thread limit (default 256)")
+    run.add_argument("--output-limit", metavar="M", help="disk /output may use per run (default: every expected "
+                     "image at its largest float64 size); over it the container is killed: invalid_output")
+    run.add_argument("--gpus", type=int, default=0, metavar="N",
+                     help="GPUs to give (-1 all; default 0; needs the NVIDIA container toolkit)")
+    run.add_argument("--cases", nargs="+", metavar="CASE", help="only these cases (LMC input file names, "
+                     "adipocyte set keys)")
+    run.add_argument("--checkpoint", type=Path, help="--runtime local: the solution's checkpoint")
+    run.add_argument("--overwrite", action="store_true", help="replace predictions, logs and run.json in "
+                     "--predictions")
+    run.add_argument("--json", action="store_true", help="print run.json instead of the summary")
+    run.set_defaults(func=_cmd_run)
+    return actions
+
+
+def _cmd_run(args) -> int:
+    from vsbench.harness.docker_runtime import Limits, parse_bytes, run_image
+
+    if args.runtime == "local":
+        from vsbench.harness.local_runtime import run_local
+
+        if args.contract == "grand-challenge":
+            raise ValueError("--runtime local runs a solution in-process; --contract grand-challenge is for images")
+        record = run_local(args.image, args.split, args.predictions, checkpoint=args.checkpoint, cases=args.cases,
+                           overwrite=args.overwrite, progress=not args.quiet)
+    else:
+        if args.checkpoint is not None:
+            raise ValueError("--checkpoint is for --runtime local; an image carries its weights")
+        limits = Limits(time_s=args.time_limit, memory_bytes=parse_bytes(args.memory), cpus=args.cpus,
+                        pids=args.pids, gpus=args.gpus,
+                        output_bytes=None if args.output_limit is None else parse_bytes(args.output_limit))
+        record = run_image(args.image, args.split, args.predictions, contract=args.contract, limits=limits,
+                           cases=args.cases, overwrite=args.overwrite, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(record, indent=1))
+    else:
+        _print_summary(record, args.predictions)
+    return 0 if record["summary"].get("succeeded", 0) == len(record["cases"]) else 1
+
+
+def _print_summary(record: dict, predictions: Path) -> None:
+    from vsbench.harness.docker_runtime import summary_line
+
+    bad = [c for c in record["cases"] if c["status"] != "succeeded"]
+    for case in bad[:10]:
+        print(f"  {case['case']}: {case['status']}: {case['reason']}", file=sys.stderr)
+    if len(bad) > 10:
+        print(f"  ... {len(bad) - 10} more in {predictions / 'run.json'}", file=sys.stderr)
+    for note in record.get("notes", [])[:5]:
+        print(f"  note: {note}", file=sys.stderr)
+    where = "sandboxed" if record.get("sandboxed") else "NOT sandboxed (local runtime)"
+    what = record.get("image", {}).get("id", record.get("algorithm", "?"))
+    print(f"{predictions}: {summary_line(record)} ({what}, {record.get('contract', 'local')}, {where})")
