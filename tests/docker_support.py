@@ -44,3 +44,22 @@ def base_image(docker_client) -> str:
     """The offline base image (containers/base/build.sh builds it once; later sessions find it)."""
     subprocess.run([str(REPO / "containers" / "base" / "build.sh"), BASE_IMAGE], check=True)
     return BASE_IMAGE
+
+
+def labelled_image(client, image: str, labels: dict[str, str]) -> str:
+    """A child of ``image`` that only adds ``labels`` (e.g. declares a plain image a vsbench batch image);
+    tagged ``<image repo>-labelled:<hash12>`` so repeated runs reuse it. Returns the tag."""
+    import hashlib
+    import io
+
+    dockerfile = f"FROM {image}\n" + "".join(f'LABEL "{k}"="{v}"\n' for k, v in sorted(labels.items()))
+    base_id = client.images.get(image).id
+    digest = hashlib.sha256((base_id + dockerfile).encode()).hexdigest()[:12]
+    repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    tag = f"{repo}-labelled:{digest}"
+    try:
+        client.images.get(tag)
+    except Exception:
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, network_mode="none", rm=True,
+                            pull=False)
+    return tag

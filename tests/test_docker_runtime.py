@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from container_images import build_image
+from docker_support import labelled_image
 
 from vsbench.harness.cli import main
 from vsbench.harness.contract import LABEL_BATCH, LABEL_CONTRACT_VERSION, LABEL_TASK, SUCCEEDED, TIMED_OUT
@@ -68,17 +69,8 @@ def _image(client, base_image, mode="copy", run_as="65532:65532", labels=None) -
     tag = build_image(client, f"scripted-{mode}-{run_as.replace(':', '-')}", SCRIPTED,
                       buildargs={"MODE": mode, "RUN_AS": run_as}, base_image=base_image)
     if labels:  # the same image, declared a vsbench image: a child image with labels only
-        return _labelled(client, tag, labels)
+        return labelled_image(client, tag, labels)
     return tag
-
-
-def _labelled(client, tag: str, labels: dict[str, str]) -> str:
-    import io
-
-    dockerfile = f"FROM {tag}\n" + "".join(f'LABEL "{k}"="{v}"\n' for k, v in labels.items())
-    image, _ = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), network_mode="none", rm=True,
-                                   pull=False)
-    return image.id
 
 
 def _uid_line(case: dict) -> str:
