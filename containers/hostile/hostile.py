@@ -33,6 +33,7 @@ SOCKET = "organelles-transmitted-light-ome-tiff"
 ORGANELLES = ("nucleus", "mitochondria", "tubulin", "actin")
 OUTPUT_SOCKETS = tuple(f"{o}-fluorescence-ome-tiff" for o in ORGANELLES)
 MiB = 1 << 20
+HERE = os.path.dirname(os.path.abspath(__file__))  # this script names what it looks for: not a finding
 
 
 def emit(kind: str, **fields) -> None:
@@ -124,7 +125,7 @@ def gt_search(name: str) -> int | None:
             digests.add(digest[:16])
             if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
                 tiffs.append({"path": path, "sha256": digest, "size": len(data)})
-            if len(data) <= MiB and not low.startswith(("/usr/lib/python3", "/usr/share", "/var/lib/dpkg")):
+            if len(data) <= MiB and not low.startswith(("/usr/lib/python3", "/usr/share", "/var/lib/dpkg", HERE)):
                 if any(w in data for w in content_words):
                     content_hits.append(path)
     mounts = []
@@ -188,8 +189,8 @@ def escape_output(name: str) -> int | None:
     done["symlink to /"] = attempt(lambda: os.symlink("/", f"{OUT}/images/{stem}-root-link"))
     done["fifo"] = attempt(lambda: os.mkfifo(f"{OUT}/images/{stem}.fifo"))
     done["mkdir images/x"] = attempt(lambda: os.makedirs(f"{OUT}/images/x", exist_ok=True))
-    done["write images/x/../../escape.tiff"] = attempt(
-        lambda: shutil.copyfile(input_path(name), f"{OUT}/images/x/../../escape.tiff"))
+    done["write images/x/../../zz-escape.tiff"] = attempt(
+        lambda: shutil.copyfile(input_path(name), f"{OUT}/images/x/../../zz-escape.tiff"))
     done["write images/x/../../../escape.tiff"] = attempt(
         lambda: shutil.copyfile(input_path(name), f"{OUT}/images/x/../../../escape.tiff"))
     emit("REPORT", case=name, results=done)
@@ -235,6 +236,7 @@ def fork_bomb(name: str) -> int | None:
             os._exit(0)
         forks += 1
     emit("REPORT", case=name, forks=forks, failures=failures, last_error=last_error, capped=forks >= cap)
+    print(f"fork-bomb: fork refused ({last_error}) after {forks} forks", file=sys.stderr, flush=True)
     return 3
 
 
