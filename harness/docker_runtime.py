@@ -83,7 +83,8 @@ class Limits:
     exceeding it is ``oom``. ``cpus``: CPU share. ``pids``: processes and threads. ``output_bytes``: disk used
     under ``/output`` (default: every expected file at its largest, see
     :func:`~vsbench.harness.contract.default_max_output_bytes`), crossing it kills the run (``invalid_output``);
-    also the largest file any process may write (``RLIMIT_FSIZE``). ``tmp_bytes``: the ``/tmp`` tmpfs and
+    it (or ``tmp_bytes`` if larger) is also the largest file any process may write (``RLIMIT_FSIZE``), which
+    stops one growing file between two checks of the folder. ``tmp_bytes``: the ``/tmp`` tmpfs and
     ``shm_bytes`` ``/dev/shm`` (both count against ``memory_bytes``). ``log_bytes``: stdout and stderr kept by
     the engine (each). ``gpus``: 0 none, -1 all, N that many.
     """
@@ -232,7 +233,9 @@ def container_options(image_id: str, input_dir: Path, output_dir: Path, limits: 
         "mem_limit": limits.memory_bytes,
         "memswap_limit": limits.memory_bytes,  # equal: no swap
         "nano_cpus": int(limits.cpus * 1e9),
-        "ulimits": [Ulimit(name="fsize", soft=output_bytes, hard=output_bytes),
+        # the largest file any process may write: /output's cap, or /tmp's size if larger (models unpack there)
+        "ulimits": [Ulimit(name="fsize", soft=max(output_bytes, limits.tmp_bytes),
+                           hard=max(output_bytes, limits.tmp_bytes)),
                     Ulimit(name="nofile", soft=4096, hard=4096), Ulimit(name="core", soft=0, hard=0)],
         "log_config": LogConfig(type="json-file", config={"max-size": str(limits.log_bytes), "max-file": "1"}),
         "init": True,  # an init as pid 1 reaps what a fork bomb leaves and passes on the kill
@@ -299,6 +302,24 @@ class ContainerRun:
     oom_killed: bool = False
 
 
+def _pids_limit_hits(container_id: str) -> int | None:
+    """How often the container's processes were refused a fork at the pids limit, read from its cgroup's
+    ``pids.events`` when this host is the engine's (cgroup v1 or v2, cgroupfs or systemd paths); else None."""
+    for path in (f"/sys/fs/cgroup/pids/docker/{container_id}/pids.events",
+                 f"/sys/fs/cgroup/pids/system.slice/docker-{container_id}.scope/pids.events",
+                 f"/sys/fs/cgroup/docker/{container_id}/pids.events",
+                 f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/pids.events"):
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    key, _, value = line.partition(" ")
+                    if key == "max" and value.strip().isdigit():
+                        return int(value)
+        except OSError:
+            continue
+    return None
+
+
 def _last_line(data: bytes) -> str:
     lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""
@@ -322,12 +343,14 @@ def _run_container(client, info: ImageInfo, user: str, input_dir: Path, output_d
         t_start = time.perf_counter()
         deadline = t_start + limits.time_s
         done_before = 0
+        pids_hits = 0
         while True:
             try:
                 container.wait(timeout=POLL_S)
                 break
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
                 pass
+            pids_hits = _pids_limit_hits(container.id) or pids_hits
             used, entries = _disk_usage(output_dir, max_entries)
             if used > output_bytes or entries > max_entries:
                 killed_for = (f"output over the limit of {output_bytes} bytes" if used > output_bytes
@@ -375,6 +398,8 @@ def _run_container(client, info: ImageInfo, user: str, input_dir: Path, output_d
     elif exit_code != 0:
         tail = _last_line(stderr) or _last_line(stdout)
         status, reason = FAILED, f"exit code {exit_code}" + (f": {tail}" if tail else "")
+        if pids_hits:
+            reason += f" (the pids limit of {limits.pids} refused {pids_hits} fork(s))"
     else:
         status, reason = SUCCEEDED, None
     durations = {"start": round(t_start - t0, 4), "run": round(t_end - t_start, 4)}

@@ -42,7 +42,9 @@ def test_every_run_is_contained_by_its_options(tmp_path):
     assert set(opts["tmpfs"]) == {"/tmp"} and f"size={64 << 20}" in opts["tmpfs"]["/tmp"]
     assert opts["mem_limit"] == opts["memswap_limit"] == 512 << 20  # no swap
     assert opts["pids_limit"] == 32 and opts["nano_cpus"] == 1_500_000_000 and opts["user"] == FALLBACK_USER
-    assert {u["Name"]: u["Hard"] for u in opts["ulimits"]}["fsize"] == 1 << 20
+    assert {u["Name"]: u["Hard"] for u in opts["ulimits"]}["fsize"] == 64 << 20  # max(output cap, /tmp size)
+    small_tmp = container_options("x", tmp_path, tmp_path, Limits(tmp_bytes=1 << 20), FALLBACK_USER, 8 << 20, "r")
+    assert {u["Name"]: u["Hard"] for u in small_tmp["ulimits"]}["fsize"] == 8 << 20
     assert opts["labels"] == {RUN_LABEL: "r1"} and "device_requests" not in opts
     gpu = container_options("x", tmp_path, tmp_path, Limits(gpus=1), FALLBACK_USER, 1, "r")["device_requests"]
     assert gpu[0]["Count"] == 1 and gpu[0]["Capabilities"] == [["gpu"]]
