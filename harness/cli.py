@@ -325,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--overwrite", action="store_true", help="split mode: recompute every case")
     pred.add_argument("--input", type=Path, help="file mode: contract input folder (images/<socket>/, inputs.json)")
     pred.add_argument("--output", type=Path, help="file mode: contract output folder to write (empty or absent)")
+    pred.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                      help="where the deep models run: auto (default: CUDA when torch sees a GPU, else the CPU), cpu "
+                      "or cuda; for the algorithms that take a device (the patchgan and vqgan ones)")
     pred.set_defaults(func=_cmd_predict)
 
     ev = sub.add_parser(
@@ -532,7 +535,32 @@ def _predictor_and_train(args, split=None):
             raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
     if args.checkpoint is not None and args.train is not None:
         raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
-    return make_algorithm(args.algorithm, checkpoint=args.checkpoint), train
+    device = getattr(args, "device", "auto")
+    if device == "auto":  # the algorithms that take a device pick CUDA when there is one
+        return make_algorithm(args.algorithm, checkpoint=args.checkpoint), train
+    return _make_on_device(args.algorithm, args.checkpoint, device), train
+
+
+def _make_on_device(name: str, checkpoint: Path | None, device: str):
+    """The algorithm ``name`` on ``device`` (``cpu``, ``cuda``); one-line errors when it takes no device and
+    ``cuda`` is asked for, or torch sees no GPU."""
+    import inspect
+
+    from vsbench.algorithms.registry import algorithm_class, make_algorithm
+
+    cls = algorithm_class(name)
+    if "device" not in inspect.signature(cls).parameters:
+        if device == "cuda":
+            raise ValueError(f"algorithm '{name}' runs on the CPU only (--device cuda is for the deep models)")
+        return make_algorithm(name, checkpoint=checkpoint)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: torch sees no CUDA device here (use --device auto or cpu)")
+    if checkpoint is None:
+        return cls(device=device)
+    return cls(checkpoint=checkpoint, device=device)
 
 
 def _cmd_predict_file(args) -> int:

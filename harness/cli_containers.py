@@ -7,6 +7,85 @@ import json
 import sys
 from pathlib import Path
 
+# vsbench.harness.images.DEFAULT_BASE_IMAGE and OFFLINE_BASE_IMAGE (that module imports numpy)
+DEFAULT_BASE_IMAGE = "pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime"
+OFFLINE_BASE_IMAGE = "vsbench/base:bookworm"
+
+EPILOG_CONTAINERS_BUILD = """\
+hermetic build: the packages come from a wheelhouse made on this host ('pip download' of
+containers/runtime/requirements.txt, cached in ~/.cache/vsbench/wheelhouse/) and the vsbench wheel built from
+this source tree; the engine builds with no network (network_mode none), so no RUN step fetches anything.
+Images: a runtime image (vsbench/runtime:<version>-<key>, built once per base image and wheel set, reused after)
+and the solution image FROM it with the weights baked into /opt/ml/model, the org.vsbench.* labels of
+containers/CONTRACT.md and the entrypoint 'vsbench predict ALGORITHM --input /input --output /output
+--checkpoint /opt/ml/model --device auto'. Building the same weights again gives the same image id.
+
+base image: the default is a CUDA PyTorch image for hosts with a GPU (its own torch is used; the engine pulls it
+if it is not here). Without a registry, make the offline Debian base once ('vsbench containers base', needs
+root and debootstrap) and pass --base-image vsbench/base:bookworm: torch 2.13.0 then comes from the wheelhouse
+(the CPU build where pip finds that one).
+
+weights: patchgan: a 'vsbench train patchgan' folder (its checkpoint.pt and stage2_<channel>/ folders) or one
+checkpoint file in it, e.g. OUT/best.pt; the config's task picks adipocyte-patchgan-tiny or patchgan-lmc-tiny.
+vqgan: a root of 'vsbench train vqgan' specialist folders: nucleus, mitochondria, tubulin, actin (vqgan-lmc-tiny)
+or nuclei, lipids, cytoplasm (adipocyte-vqgan-tiny); best.pt where there is one, else checkpoint.pt. The
+weights are loaded once before the build; weights that do not load are refused.
+
+The last line on stdout is the image id (sha256:...); the build steps go to stderr (--quiet: none).
+"""
+
+
+def _add_containers_build(sub: argparse._SubParsersAction) -> None:
+    """``containers build`` and ``containers base``: add to the ``containers`` ACTION subparsers."""
+    p = sub.add_parser(
+        "build", help="build a solution image (patchgan, vqgan) with trained weights baked in, hermetically",
+        description="Build the container image of a reference solution with its trained weights, from a host-side "
+        "wheelhouse and with no network during the build. Prints the image id.",
+        epilog=EPILOG_CONTAINERS_BUILD, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("solution", choices=["patchgan", "vqgan"], help="the solution whose weights these are")
+    p.add_argument("--weights", type=Path, required=True, metavar="DIR",
+                   help="trained weights (see below): a 'vsbench train' output folder or root")
+    p.add_argument("--base-image", default=DEFAULT_BASE_IMAGE, metavar="IMG",
+                   help=f"image with python 3.11 to build on (default {DEFAULT_BASE_IMAGE}; offline: "
+                   f"{OFFLINE_BASE_IMAGE})")
+    p.add_argument("--tag",
+                   help="tag of the solution image (default vsbench/<solution>-<task>:<model version>-<runtime key>)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="wheelhouse and wheel cache (default ~/.cache/vsbench)")
+    p.set_defaults(func=_cmd_containers_build)
+
+    b = sub.add_parser(
+        "base", help=f"make the offline base image {OFFLINE_BASE_IMAGE} (debootstrap; for hosts without a registry)",
+        description="Run containers/base/build.sh: a minimal Debian bookworm with python3 3.11 made with debootstrap "
+        "and imported into the engine (needs root, debootstrap and the Debian mirror; does nothing when the tag "
+        "exists). Prints the image id.",
+    )
+    b.add_argument("--tag", default=OFFLINE_BASE_IMAGE, help=f"image tag (default {OFFLINE_BASE_IMAGE})")
+    b.set_defaults(func=_cmd_containers_base)
+
+
+def _cmd_containers_build(args) -> int:
+    from vsbench.harness.images import build_solution_image, inspect_weights
+
+    model = inspect_weights(args.solution, args.weights)
+    quiet = getattr(args, "quiet", False)
+    if not quiet:
+        print(f"{args.weights}: {model.algorithm} ({model.task}), {len(model.files)} weight file(s); building on "
+              f"{args.base_image}", file=sys.stderr)
+    image_id = build_solution_image(args.solution, args.weights, base_image=args.base_image, tag=args.tag,
+                                    progress=not quiet, cache_dir=args.cache_dir)
+    print(image_id)
+    return 0
+
+
+def _cmd_containers_base(args) -> int:
+    from vsbench.harness.images import build_offline_base
+
+    print(build_offline_base(args.tag))
+    return 0
+
+
 RUN_DESCRIPTION = """\
 Run a container image on a split's inputs through the predict contract (containers/CONTRACT.md) and write its
 predictions where 'vsbench evaluate' reads them, with OUT/run.json: per case status (succeeded, failed,
@@ -59,6 +138,7 @@ def add_containers(sub: argparse._SubParsersAction) -> argparse._SubParsersActio
                      "--predictions")
     run.add_argument("--json", action="store_true", help="print run.json instead of the summary")
     run.set_defaults(func=_cmd_run)
+    _add_containers_build(actions)
     return actions
 
 

@@ -18,10 +18,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import platform
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -32,7 +29,6 @@ GC_TEMPLATE = CONTAINERS / "gc-template-lmc"
 TAG_PREFIX = "vsbench-test/"
 ATTACKS = ("gt-search", "write-input", "escape-output", "network", "fork-bomb", "memory-hog", "sleep-forever",
            "huge-output", "setuid")
-WHEEL_CACHE = Path(os.environ.get("VSBENCH_WHEEL_CACHE", Path.home() / ".cache" / "vsbench" / "test-wheels"))
 _IGNORED = ("__pycache__", ".pyc", ".DS_Store")
 
 
@@ -143,33 +139,12 @@ def wheel_requirements() -> list[str]:
     return reqs
 
 
-def wheelhouse(requirements: list[str] | None = None, python_version: str = "3.11") -> Path:
-    """A folder of wheels for the image's CPython ``python_version`` on this machine's architecture, made once
-    with ``pip download`` into :data:`WHEEL_CACHE` (the only step that needs a package registry)."""
-    requirements = requirements or wheel_requirements()
-    machine = platform.machine() or "x86_64"
-    key = hashlib.sha256(json.dumps([requirements, python_version, machine]).encode()).hexdigest()[:12]
-    folder = WHEEL_CACHE / key
-    done = folder / "requirements.txt"
-    if done.is_file() and any(folder.glob("*.whl")):
-        return folder
-    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=WHEEL_CACHE))
-    abi = "cp" + python_version.replace(".", "")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--only-binary=:all:",
-           "--implementation", "cp", "--python-version", python_version, "--abi", abi, "--abi", "abi3",
-           "--abi", "none", "--dest", str(partial)]
-    for tag in ("manylinux2014", "manylinux_2_17", "manylinux_2_28", "any"):
-        cmd += ["--platform", "any" if tag == "any" else f"{tag}_{machine}"]
-    proc = subprocess.run(cmd + requirements, capture_output=True, text=True)
-    if proc.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        detail = (proc.stderr.strip().splitlines() or ["?"])[-1][:200]
-        raise ImageBuildError(f"pip download {' '.join(requirements)} failed: {detail}")
-    (partial / "requirements.txt").write_text("\n".join(requirements) + "\n")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(partial, folder)
-    return folder
+def wheelhouse(requirements: list[str] | None = None) -> Path:
+    """The host-side wheelhouse of :func:`wheel_requirements` for the images' CPython 3.11
+    (:func:`vsbench.harness.images.wheelhouse`, made once with ``pip download`` and cached)."""
+    from vsbench.harness.images import wheelhouse as make_wheelhouse
+
+    return make_wheelhouse(requirements or wheel_requirements())
 
 
 def build_gc_template(client, base_image: str) -> str:
