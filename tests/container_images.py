@@ -8,7 +8,8 @@ from a wheelhouse that :func:`wheelhouse` downloads once on the host (``pip down
 
 Images:
 
-* ``containers/hostile/<attack>/Dockerfile`` (context ``containers/hostile/``): :func:`build_hostile`;
+* ``containers/hostile/Dockerfile`` (``setuid/Dockerfile`` for that attack; context ``containers/hostile/``):
+  :func:`build_hostile`;
 * ``containers/gc-template-lmc/`` plus a ``wheels/`` folder: :func:`build_gc_template`.
 """
 
@@ -118,12 +119,13 @@ def _drop_older(client, name: str, keep: str) -> None:
 
 
 def build_hostile(client, attack: str, attack_case: str, base_image: str) -> str:
-    """The hostile image of ``attack`` (``containers/hostile/<attack>/``) attacking the case whose file stem is
-    ``attack_case`` (``*``: every case); returns its tag."""
+    """The hostile image of ``attack`` (``containers/hostile/``, build argument ``ATTACK``) attacking the case
+    whose file stem is ``attack_case`` (``*``: every case); returns its tag."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r} (one of {', '.join(ATTACKS)})")
-    return build_image(client, f"hostile-{attack}", HOSTILE, dockerfile=f"{attack}/Dockerfile",
-                       buildargs={"ATTACK_CASE": attack_case}, base_image=base_image)
+    dockerfile = "setuid/Dockerfile" if attack == "setuid" else "Dockerfile"
+    return build_image(client, f"hostile-{attack}", HOSTILE, dockerfile=dockerfile,
+                       buildargs={"ATTACK": attack, "ATTACK_CASE": attack_case}, base_image=base_image)
 
 
 def wheel_requirements() -> list[str]:
