@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.vsbench-installed
 
-.PHONY: install engine demo test lint bench clean
+.PHONY: install engine postgres demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ lint: install
 engine:
 	containers/engine.sh
 
-# VSBENCH_REQUIRE_DOCKER=1: a container test fails (never skips) when the engine is missing
-test: install lint engine
-	VSBENCH_REQUIRE_DOCKER=1 $(BIN)/python -m pytest -q
+# a PostgreSQL server for the results-store tests: installed from Debian and started when none answers
+postgres:
+	containers/postgres.sh >/dev/null
+
+# VSBENCH_REQUIRE_DOCKER/POSTGRES=1: a container or PostgreSQL test fails (never skips) when its server is missing
+test: install lint engine postgres
+	VSBENCH_REQUIRE_DOCKER=1 VSBENCH_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-columns=mean,stddev,rounds
