@@ -14,6 +14,8 @@ from pathlib import Path
 
 from vsbench.harness import __version__
 from vsbench.harness.cli_containers import add_containers
+from vsbench.harness.cli_model import _add_model_export
+from vsbench.harness.cli_runs import add_runs
 
 # vsbench.algorithms.patchgan.config.CONFIGS, listed here so that building the parser does not import torch
 PATCHGAN_CONFIGS = ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
@@ -300,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="vqgan: the specialist (default nucleus; disc weight and learning rate differ)")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(func=_cmd_model_info)
+    _add_model_export(model_sub)
 
     pred = sub.add_parser(
         "predict", help="run an in-process algorithm on a split, or on a contract input folder",
@@ -364,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_align(sub)
     _add_train(sub)
     add_containers(sub)
+    add_runs(sub)
 
     demo = sub.add_parser(
         "demo", help="the whole flow on synthetic data: synthesize, predict with baselines, score",

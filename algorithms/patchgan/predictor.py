@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from vsbench.algorithms.adipocyte_base import CHANNELS, TASK, AdipocyteCase, AdipocyteTrainingExample
+from vsbench.algorithms.export import float32_weights
 from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, build_stage2_networks, get_config
 from vsbench.algorithms.patchgan.networks import PAD_MULTIPLE, CompositeGenerator, pad_to_multiple
 from vsbench.algorithms.patchgan.train import (
@@ -52,28 +53,37 @@ UINT16_MAX = 65535
 
 
 def load_generator(checkpoint: Path | str) -> tuple[CompositeGenerator, str, int]:
-    """``(inference model, alignment, step)`` of a checkpoint folder (or file); see :meth:`PatchGANPredictor.load`."""
+    """``(inference model, alignment, step)`` of a checkpoint folder (or file); see :meth:`PatchGANPredictor.load`.
+
+    A training checkpoint or a weights-only export (:mod:`vsbench.algorithms.export`; float16 weights are cast
+    back to float32); the model's ``exported_from`` is the export's origin record (``None`` for a training one)."""
     files = checkpoint_files(checkpoint)
     state = load_checkpoint(files[0])
     cfg = config_from_checkpoint(state)
     stage1 = build_networks(dataclasses.replace(cfg, stage2=()))["generator"]
-    stage1.load_state_dict(state["generator"])
+    stage1.load_state_dict(float32_weights(state["generator"]))
     stage2 = {}
     for sub in files[1:]:
         c = sub.parent.name.removeprefix("stage2_")
         if c in cfg.stage2:
             generator, _ = build_stage2_networks(cfg)
-            generator.load_state_dict(load_checkpoint(sub)["generator"])
+            generator.load_state_dict(float32_weights(load_checkpoint(sub)["generator"]))
             stage2[c] = generator
     model = CompositeGenerator(stage1, stage2, cfg.channels).eval()
     model.config_name = cfg.name
+    model.exported_from = state.get("exported_from")
     return model, state["alignment"], int(state["step"])
 
 
-def checkpoint_provenance(checkpoint: Path | str, config_name: str, step: int) -> dict:
-    """What a prediction record says of a loaded model: folder, config, step and :func:`checkpoint_digest`."""
-    return {"checkpoint": str(Path(checkpoint).resolve()), "config": config_name, "step": step,
-            "checkpoint_sha256": checkpoint_digest(checkpoint)}
+def checkpoint_provenance(checkpoint: Path | str, config_name: str, step: int,
+                          exported_from: dict | None = None) -> dict:
+    """What a prediction record says of a loaded model: folder, config, step and :func:`checkpoint_digest`; for
+    a weights-only export also ``exported_from`` (the training checkpoint's name, sha256 and folder digest)."""
+    record = {"checkpoint": str(Path(checkpoint).resolve()), "config": config_name, "step": step,
+              "checkpoint_sha256": checkpoint_digest(checkpoint)}
+    if exported_from:
+        record["exported_from"] = dict(exported_from)
+    return record
 
 
 def checkpoint_files(checkpoint: Path | str) -> list[Path]:
@@ -140,7 +150,8 @@ class PatchGANPredictor:
         self.generator, self.alignment, self.step = load_generator(checkpoint)
         self.generator.to(self.device)
         self.name = f"adipocyte-patchgan-{self.generator.config_name}"
-        self.provenance = checkpoint_provenance(checkpoint, self.generator.config_name, self.step)
+        self.provenance = checkpoint_provenance(checkpoint, self.generator.config_name, self.step,
+                                                self.generator.exported_from)
 
     def training_plan(self, data: TrainingData) -> tuple[PatchGANConfig, int]:
         """The config and step count ``fit`` trains ``data`` with.

@@ -57,6 +57,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsbench.algorithms.adipocyte_base import CHANNELS, AdipocyteTrainingExample
+from vsbench.algorithms.export import require_training_state
 from vsbench.algorithms.patchgan.augment import augment_batch, random_crop
 from vsbench.algorithms.patchgan.config import PatchGANConfig, build_networks, build_stage2_networks, get_config
 from vsbench.algorithms.patchgan.networks import PAD_MULTIPLE, pad_to_multiple
@@ -315,6 +316,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        require_training_state(state)
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.g_opt.load_state_dict(state["g_opt"])

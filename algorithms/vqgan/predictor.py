@@ -83,6 +83,8 @@ def load_specialists(root: Path | str, names: Iterable[str], device: torch.devic
         window = state.get("target_window")
         record = {"checkpoint": str(path.resolve()), "config": config.name, "step": int(state["step"]),
                   "checkpoint_sha256": checkpoint_digest(path)}
+        if state.get("exported_from"):  # a weights-only export: the training checkpoint it came from
+            record["exported_from"] = dict(state["exported_from"])
         loaded[name] = LoadedSpecialist(model.eval().to(device), config, record,
                                         None if window is None else (float(window[0]), float(window[1])))
     return loaded

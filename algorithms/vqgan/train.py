@@ -90,6 +90,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from vsbench.algorithms.base import ORGANELLES, TrainingExample
+from vsbench.algorithms.export import float32_weights, require_training_state
 from vsbench.algorithms.vqgan.config import CONFIGS, VQGANConfig, build_networks, get_config
 from vsbench.algorithms.vqgan.data import input_to_uint8, rescale_to_uint8, resize, training_pair
 from vsbench.algorithms.vqgan.networks import VQModel, codebook_usage
@@ -375,6 +376,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != FORMAT:
             raise ValueError(f"not a vqgan training state (format {state.get('format')!r}, expected {FORMAT!r})")
+        require_training_state(state)
         self.model.load_state_dict(state["model"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.ae_opt.load_state_dict(state["ae_opt"])
@@ -562,10 +564,11 @@ def load_specialist(checkpoint: Path | str) -> tuple[VQModel, VQGANConfig, str, 
 
 
 def specialist_from_state(state: dict) -> tuple[VQModel, VQGANConfig]:
-    """``(model in eval mode, config)`` of a checkpoint dict (:func:`load_checkpoint`); only the VQModel."""
+    """``(model in eval mode, config)`` of a checkpoint dict (:func:`load_checkpoint`): a training checkpoint or a
+    weights-only export (:mod:`vsbench.algorithms.export`; float16 weights cast back to float32); only the VQModel."""
     cfg = config_from_checkpoint(state)
     model = build_networks(cfg)["vqmodel"]
-    model.load_state_dict(state["model"])
+    model.load_state_dict(float32_weights(state["model"]))
     model.eval()
     return model, cfg
 
