@@ -348,7 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--allow-partial", action="store_true", help="exit 0 even if some cases could not be scored")
     ev.add_argument("--workers", type=int, default=None,
                     help="lmc: threads (default up to 4); adipocyte: processes (default: one per core, "
-                         "as many as the free memory holds at 1.5 GB each)")
+                         "as many as the free memory holds at 1.5 GB each); with --dask: local Dask workers")
+    ev.add_argument("--dask", action="store_true", help="score as Dask tasks on a local cluster of --workers "
+                    "processes (default 2)")
+    ev.add_argument("--scheduler", metavar="ADDRESS", help="score as Dask tasks on an existing cluster "
+                    "(tcp://host:8786; docs/scale-out.md)")
     ev.add_argument("--cache-dir", type=Path, default=None,
                     help="adipocyte: feature cache folder (default $VSBENCH_CACHE_DIR or ~/.cache/vsbench)")
     ev.add_argument("--no-cache", action="store_true", help="adipocyte: measure every image set again")
@@ -613,8 +617,15 @@ def _evaluate_adipocyte(args) -> int:
 
     cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
     pairs = [(Split(s), p) for s, p in zip(args.split, args.predictions, strict=True)]
-    metrics = evaluate_adipocyte(pairs, workers=args.workers, progress=not args.quiet, cache_dir=cache,
-                                 generic=not args.no_generic)
+    if args.dask or args.scheduler:
+        from vsbench.harness.scale import dask_client, evaluate_adipocyte_dask
+
+        with dask_client(args.scheduler, workers=args.workers or 2) as client:
+            metrics = evaluate_adipocyte_dask(pairs, client, progress=not args.quiet, cache_dir=cache,
+                                              generic=not args.no_generic)
+    else:
+        metrics = evaluate_adipocyte(pairs, workers=args.workers, progress=not args.quiet, cache_dir=cache,
+                                     generic=not args.no_generic)
     write_metrics(metrics, args.out)
     csvs = write_feature_csvs(metrics, args.out.parent / (args.out.stem + "-features"))
     print(summary_text(metrics))
@@ -642,8 +653,15 @@ def _cmd_evaluate(args) -> int:
     if len(args.split) > 1:
         raise ValueError("--task lmc scores one split at a time")
     args.split, args.predictions = args.split[0], args.predictions[0]
-    metrics = evaluate_lmc(Split(args.split), args.predictions, workers=args.workers, progress=not args.quiet,
-                           cellprofiler=args.cellprofiler)
+    if args.dask or args.scheduler:
+        from vsbench.harness.scale import dask_client, evaluate_lmc_dask
+
+        with dask_client(args.scheduler, workers=args.workers or 2) as client:
+            metrics = evaluate_lmc_dask(Split(args.split), args.predictions, client, progress=not args.quiet,
+                                        cellprofiler=args.cellprofiler)
+    else:
+        metrics = evaluate_lmc(Split(args.split), args.predictions, workers=args.workers, progress=not args.quiet,
+                               cellprofiler=args.cellprofiler)
     write_metrics(metrics, args.out)
     print(metrics_table_text(tidy_from_metrics(metrics), "mean per organelle x metric x z-deviation"))
     errors = metrics["errors"]

@@ -117,37 +117,69 @@ def _cp_nucleus_metrics(split: Split, case: LMCCase, targets: _TargetCache, gt: 
     return cp_nuclei.nucleus_feature_errors(target, cp_nuclei.nucleus_features(pred, pixel_size))
 
 
-def _predictions_digest(predictions: Path) -> str:
+def _prediction_files(predictions: Path) -> list[Path]:
+    """The files :func:`_predictions_digest` covers, in its order (the run record and logs left out)."""
+    return sorted(p for p in predictions.rglob("*") if p.is_file() and p.name != RUN_RECORD
+                  and p.relative_to(predictions).parts[0] != LOGS_DIR)
+
+
+def file_digests(predictions: Path | str, paths: list[Path]) -> list[str]:
+    """``relative path<TAB>sha256`` lines of ``paths`` (files under ``predictions``): the pieces of
+    :func:`_predictions_digest`, so that the hashing can run in parallel, anywhere."""
+    predictions = Path(predictions)
+    return [f"{Path(p).relative_to(predictions).as_posix()}\t{sha256_file(Path(p))}\n" for p in paths]
+
+
+def combine_digests(lines: list[str]) -> str:
+    """The predictions hash from the :func:`file_digests` lines of every prediction file, in order."""
     h = hashlib.sha256()
-    for path in sorted(p for p in predictions.rglob("*") if p.is_file() and p.name != RUN_RECORD
-                       and p.relative_to(predictions).parts[0] != LOGS_DIR):
-        h.update(f"{path.relative_to(predictions).as_posix()}\t{sha256_file(path)}\n".encode())
+    for line in lines:
+        h.update(line.encode())
     return h.hexdigest()
 
 
-def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, progress: bool = True,
-                 cellprofiler: bool = False) -> dict:
-    """Score ``predictions`` (container output layout) on an LMC ``split``; returns metrics.json.
+def _predictions_digest(predictions: Path) -> str:
+    return combine_digests(file_digests(predictions, _prediction_files(predictions)))
 
-    ``cellprofiler`` adds CellProfiler nucleus measurements to every nucleus score: the ``CP_`` relative
-    errors of :mod:`vsbench.metrics.cp_nuclei`, carried through every mean like the other metrics, and
-    ``provenance['cellprofiler']`` (metric names, pipeline, library version)."""
-    predictions = Path(predictions)
+
+def check_lmc_inputs(split: Split, predictions: Path) -> list[LMCCase]:
+    """The split's cases, after the checks every LMC evaluation makes before scoring (a ValueError
+    names the first problem)."""
     if split.task != "lmc":
         raise ValueError(f"{split.root} is a '{split.task}' split, not 'lmc'")
-    if not predictions.is_dir():
+    if not Path(predictions).is_dir():
         raise ValueError(f"{predictions}: prediction folder not found")
     cases = split.cases()
     if not cases:
         raise ValueError(f"{split.root}: the split has no inputs")
-    targets = _TargetCache(split)
+    digests = {f["path"]: f["sha256"] for f in split.manifest["files"]}
     best_z = split.ground_truth_dir / BEST_Z_CSV
-    if best_z.is_file() and targets.digests.get(f"{GROUND_TRUTH}/{BEST_Z_CSV}") != sha256_file(best_z):
+    if best_z.is_file() and digests.get(f"{GROUND_TRUTH}/{BEST_Z_CSV}") != sha256_file(best_z):
         raise ValueError(f"{best_z}: differs from the split's manifest (run 'vsbench data verify')")
-    workers = workers or min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(_score_case, split, predictions, c, targets, cellprofiler) for c in cases]
-        done = [f.result() for f in tqdm(futures, desc="evaluate", unit="case", disable=not progress)]
+    return cases
+
+
+def score_lmc_cases(split_root: Path | str, predictions: Path | str, case_names: list[str],
+                    cellprofiler: bool = False) -> list[tuple[dict, list[dict]]]:
+    """Score the cases named ``case_names`` (input file names) of the split at ``split_root``: one
+    ``(results entry, errors)`` per name, in order. Self-contained (opens the split, has its own
+    ground-truth cache) and picklable by reference, so it runs in-process, in a worker process or as
+    a Dask task; :func:`assemble_lmc_metrics` turns the concatenated chunks into metrics.json."""
+    split = Split(split_root)
+    by_name = {c.name: c for c in split.cases()}
+    missing = [n for n in case_names if n not in by_name]
+    if missing:
+        raise ValueError(f"{split.root}: no input named {missing[0]}")
+    targets = _TargetCache(split)
+    return [_score_case(split, Path(predictions), by_name[n], targets, cellprofiler) for n in case_names]
+
+
+def assemble_lmc_metrics(split: Split, predictions: Path, done: list[tuple[dict, list[dict]]],
+                         cellprofiler: bool = False, predictions_hash: str | None = None) -> dict:
+    """metrics.json from the ``(entry, errors)`` of every case of ``split`` in :meth:`Split.cases`
+    order (as :func:`score_lmc_cases` returns them). ``predictions_hash``: the digest when it was
+    computed elsewhere (:func:`file_digests` + :func:`combine_digests`); None computes it here."""
+    predictions = Path(predictions)
     results = [entry for entry, _ in done]
     errors = [e for _, errs in done for e in errs]
 
@@ -168,13 +200,13 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
             "split_hash": split.split_hash,
             "inputs_hash": split.manifest.get("inputs_hash"),
             "predictions": str(predictions.resolve()),
-            "predictions_hash": _predictions_digest(predictions),
+            "predictions_hash": predictions_hash or _predictions_digest(predictions),
             "algorithm": algorithm,
             "evaluator": EVALUATOR,
             "metrics": {o: list(m) for o, m in ORGANELLE_METRICS.items()},
             "vsbench_version": __version__,
             "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "n_cases": len(cases),
+            "n_cases": len(done),
             "n_errors": len(errors),
         },
     }
@@ -184,6 +216,26 @@ def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, pr
         metrics["provenance"]["metrics"]["nucleus"] += list(cp_nuclei.CP_METRICS)
         metrics["provenance"]["cellprofiler"] = {"organelle": "nucleus", **cp_nuclei.provenance()}
     return metrics
+
+
+def evaluate_lmc(split: Split, predictions: Path, workers: int | None = None, progress: bool = True,
+                 cellprofiler: bool = False) -> dict:
+    """Score ``predictions`` (container output layout) on an LMC ``split``; returns metrics.json.
+
+    ``cellprofiler`` adds CellProfiler nucleus measurements to every nucleus score: the ``CP_`` relative
+    errors of :mod:`vsbench.metrics.cp_nuclei`, carried through every mean like the other metrics, and
+    ``provenance['cellprofiler']`` (metric names, pipeline, library version).
+
+    Threads in this process; :func:`vsbench.harness.scale.evaluate_lmc_dask` runs the same scoring
+    (:func:`score_lmc_cases`) as Dask tasks and gives the same metrics.json."""
+    predictions = Path(predictions)
+    cases = check_lmc_inputs(split, predictions)
+    targets = _TargetCache(split)
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_score_case, split, predictions, c, targets, cellprofiler) for c in cases]
+        done = [f.result() for f in tqdm(futures, desc="evaluate", unit="case", disable=not progress)]
+    return assemble_lmc_metrics(split, predictions, done, cellprofiler)
 
 
 def json_safe(value):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,13 +269,17 @@ def _generic_means(entries: list[dict]) -> dict:
 
 
 def evaluate_adipocyte(pairs: list[tuple[Split, Path]], workers: int | None = None, progress: bool = True,
-                       cache_dir: Path | None = None, generic: bool = True) -> dict:
+                       cache_dir: Path | None = None, generic: bool = True, executor: Executor | None = None) -> dict:
     """Score prediction folders on adipocyte splits (one per magnification); returns metrics.json.
 
     ``pairs``: (split, prediction folder), at most one split per magnification. ``cache_dir`` None
     disables the feature cache (with a cache, a killed evaluation resumes: every set already measured,
     ground truth or prediction, is read back). ``workers``: parallel processes (default: one per core,
     as many as the free memory holds at 1.5 GB each).
+
+    ``executor``: run the per-set work there instead of in a pool of ``workers`` processes made here
+    (e.g. a Dask client's ``get_executor()``, :func:`vsbench.harness.scale.evaluate_adipocyte_dask`);
+    ``workers`` is then only recorded in the provenance.
     """
     if not pairs:
         raise ValueError("evaluate_adipocyte: give at least one split and prediction folder")
@@ -290,10 +294,14 @@ def evaluate_adipocyte(pairs: list[tuple[Split, Path]], workers: int | None = No
             raise ValueError(f"two splits of magnification {mag}: {seen[mag]} and {split.root}")
         seen[mag] = split.root
     n_sets = sum(len(adipocyte_sets(s)) for s, _ in pairs)
-    workers = max(1, min(workers or _default_workers(), n_sets))
     started = dt.datetime.now(dt.timezone.utc)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = [_evaluate_split(s, Path(p), pool, cache_dir, generic, progress) for s, p in pairs]
+    if executor is not None:
+        workers = workers or 1
+        parts = [_evaluate_split(s, Path(p), executor, cache_dir, generic, progress) for s, p in pairs]
+    else:
+        workers = max(1, min(workers or _default_workers(), n_sets))
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            parts = [_evaluate_split(s, Path(p), pool, cache_dir, generic, progress) for s, p in pairs]
 
     per_mag = {p["magnification"]: {k: v for k, v in p["score"].items()} for p in parts}
     scored = {m: {"feature_mae": v["feature_mae"], "pixel_mae": v["pixel_mae"], "mae": v["mae"], "n_sets": v["n_sets"]}

@@ -1,0 +1,163 @@
+"""``vsbench run BENCH.yaml`` and ``vsbench results list|show``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RUN_DESCRIPTION = """\
+Run every submission of a benchmark file on every split, score the predictions and store the results with their
+provenance (image digest or checkpoint hash, split manifest hash, evaluator and vsbench versions, seed, hardware,
+timings, per-case status and reason, log locations) in the workspace's SQLite database (or --database URL).
+
+Idempotent and resumable: work is keyed by what decides its result, so running the same command again (after a
+crash or a kill) does only what is missing, and never stores a row twice. Changing only the evaluator (vsbench
+version, metric set) re-scores the stored predictions without running any container. --retry-failed re-runs the
+failed cases of finished runs only.
+
+Images and docker-save archives run in the sandboxed Docker runtime (an engine must answer); solutions run
+in-process with the local runtime (not sandboxed, said so). Work runs as Dask tasks: a local cluster of --workers
+by default, or an existing cluster at --scheduler tcp://HOST:8786 (docs/scale-out.md)."""
+
+RUN_EPILOG = """\
+benchmark file (YAML), e.g.:
+  name: lmc-demo
+  task: lmc                                 # or adipocyte
+  splits: [{name: test, path: data/lmc/test}]
+  submissions:
+    - {name: my-model, version: "3", image: my-model:3}
+    - {name: team-a, version: "1", archive: uploads/team-a.tar.gz, digest: "sha256:..."}
+    - {name: filterbank, version: "1", solution: filterbank, train: data/lmc/train}
+  metrics: [PCC, SSIM]                      # default: all of the task's
+  limits: {time_s: 600, memory: 8g, gpus: 0}
+(see vsbench.harness.benchmark for every field)"""
+
+
+def add_runs(sub: argparse._SubParsersAction) -> None:
+    """Add ``run`` and ``results`` to the top-level subparsers."""
+    run = sub.add_parser("run", help="run a benchmark file: every submission on every split, scored and stored",
+                         description=RUN_DESCRIPTION, epilog=RUN_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("benchmark", type=Path, help="benchmark YAML file")
+    run.add_argument("--database", help="SQLAlchemy URL of the results database (default: the benchmark's "
+                     "'database', else WORKSPACE/results.db); e.g. postgresql+psycopg://user:pw@host/db")
+    run.add_argument("--runtime", choices=["auto", "docker", "local"], default="auto",
+                     help="auto (default): Docker for images and archives, in-process for solutions; local: refuse "
+                     "images")
+    run.add_argument("--retry-failed", action="store_true", help="re-run the failed cases of finished runs")
+    run.add_argument("--workers", type=int, default=1, help="local Dask workers (default 1)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786)")
+    run.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    run.set_defaults(func=_cmd_run)
+
+    results = sub.add_parser("results", help="inspect stored runs and scores",
+                             description="List and show what 'vsbench run' stored.")
+    actions = results.add_subparsers(dest="results_command", metavar="ACTION", required=True)
+    for name, help_text in (("list", "one line per run (newest first)"),
+                            ("show", "one run: provenance, cases, scores")):
+        p = actions.add_parser(name, help=help_text, description=help_text)
+        if name == "show":
+            p.add_argument("run_key", help="run key or a unique prefix of it (from 'vsbench results list')")
+        p.add_argument("--workspace", type=Path, default=Path(".vsbench"),
+                       help="workspace holding results.db (default .vsbench)")
+        p.add_argument("--database", help="SQLAlchemy URL instead of WORKSPACE/results.db")
+        p.add_argument("--benchmark", help="list: only this benchmark")
+        p.add_argument("--json", action="store_true", help="JSON for scripts")
+        p.set_defaults(func=_cmd_results_list if name == "list" else _cmd_results_show)
+
+
+def _open_store(database: str | None, workspace: Path):
+    from vsbench.harness.store import ResultStore
+
+    return ResultStore(database, workspace=workspace)
+
+
+def _cmd_run(args) -> int:
+    from vsbench.harness.benchmark import load_benchmark
+    from vsbench.harness.runner import run_benchmark
+
+    bench = load_benchmark(args.benchmark)
+    with _open_store(args.database or bench.database, bench.workspace) as store:
+        log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+        outcome = run_benchmark(bench, store, runtime=args.runtime, retry_failed=args.retry_failed,
+                                scheduler=args.scheduler, workers=args.workers, progress=not args.quiet, log=log)
+        if args.json:
+            print(json.dumps({"inferred": outcome.inferred, "reused_runs": outcome.reused_runs,
+                              "scored": outcome.scored, "reused_scores": outcome.reused_scores,
+                              "rows": outcome.rows, "errors": outcome.errors, "database": store.url}, indent=1))
+        else:
+            print(_summary_table(store, bench, outcome))
+            print(f"{bench.name}: {outcome.inferred} run(s) done, {outcome.reused_runs} reused; {outcome.scored} "
+                  f"score(s) done, {outcome.reused_scores} reused; results in {store.url}")
+    for error in outcome.errors:
+        print(f"vsbench: error: {error}", file=sys.stderr)
+    failed = any(r["n_cases"] != r["n_succeeded"] for r in outcome.rows)
+    return 1 if outcome.errors or failed else 0
+
+
+def _headline(store, score_key: str | None, metrics: list[str]) -> dict[str, float | None]:
+    """Mean of each metric over its rows at the top scope (organelle or channel means)."""
+    if score_key is None:
+        return {}
+    values: dict[str, list[float]] = {}
+    for row in store.metric_values(score_key):
+        if row["scope"] in ("organelle", "channel", "overall", "total") and row["value"] is not None:
+            values.setdefault(row["metric"], []).append(row["value"])
+    return {m: (sum(v) / len(v) if v else None) for m in metrics for v in [values.get(m, [])]}
+
+
+def _summary_table(store, bench, outcome) -> str:
+    metrics = bench.metric_set
+    head = ["submission", "version", "split", "cases ok"] + metrics
+    rows = []
+    for r in outcome.rows:
+        means = _headline(store, r["score_key"], metrics)
+        rows.append([r["submission"], r["version"], r["split"], f"{r['n_succeeded']}/{r['n_cases']}"]
+                    + [("-" if means.get(m) is None else f"{means[m]:.4g}") for m in metrics])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=False)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=False)) for line in [head, *rows]]
+    return "\n".join(lines)
+
+
+def _cmd_results_list(args) -> int:
+    with _open_store(args.database, args.workspace) as store:
+        runs = store.list_runs(benchmark=args.benchmark)
+    if args.json:
+        print(json.dumps(runs, indent=1, default=str))
+        return 0
+    if not runs:
+        print("no runs stored")
+        return 0
+    for run in runs:
+        print(f"{run['run_key'][:12]}  {run['benchmark']}  {run['submission']}@{run['submission_version']}  "
+              f"{run['split_name']}  {run['status']}  {run.get('n_succeeded')}/{run.get('n_cases')} ok  "
+              f"{run['runtime']}{'' if run.get('sandboxed') else ' (not sandboxed)'}")
+    return 0
+
+
+def _cmd_results_show(args) -> int:
+    with _open_store(args.database, args.workspace) as store:
+        matches = [r for r in store.list_runs() if r["run_key"].startswith(args.run_key)]
+        if len(matches) != 1:
+            raise ValueError(f"run key {args.run_key!r} matches {len(matches)} runs (see 'vsbench results list')")
+        run = store.get_run(matches[0]["run_key"])
+        run["scores"] = [store.get_score(k) for k in run.get("score_keys", [])]
+    if args.json:
+        print(json.dumps(run, indent=1, default=str))
+        return 0
+    skip = {"cases", "scores", "hardware", "limits"}
+    for key, value in run.items():
+        if key not in skip and key != "score_keys":
+            print(f"{key:18} {value}")
+    print(f"{'hardware':18} {json.dumps(run.get('hardware'))}")
+    bad = [c for c in run.get("cases", []) if c["status"] != "succeeded"]
+    print(f"cases: {len(run.get('cases', []))}, not succeeded: {len(bad)}")
+    for case in bad[:20]:
+        print(f"  {case['case']}: {case['status']}: {case['reason']}")
+    for score in run["scores"]:
+        if score:
+            print(f"score {score['score_key'][:12]}: {score['evaluator']} {score['evaluator_version']}, metrics "
+                  f"{', '.join(score['metrics'])}, {score['metrics_path']}")
+    return 0

@@ -1,0 +1,509 @@
+"""``vsbench run BENCH.yaml``: every submission on every split, scored, stored, resumable.
+
+The work is two kinds of job, both keyed by what decides their result, so a rerun (after a crash, a
+``SIGKILL``, or on purpose) does only what is missing and never writes a row twice:
+
+- an **inference run**: one submission on one split, through the sandboxed Docker runtime
+  (:mod:`vsbench.harness.docker_runtime`; images and ``docker save`` archives) or the local runtime
+  (:mod:`vsbench.harness.local_runtime`; in-process solutions, not sandboxed). ``run_key`` = sha256 of the
+  benchmark and submission names, what the submission is (image digest, or solution name + checkpoint hash +
+  training split hash), the split's manifest hash, the runtime, contract, limits and seed. Its predictions are
+  written into ``WORKSPACE/predictions/<run_key>.partial-<uuid>`` and renamed to ``WORKSPACE/predictions/
+  <run_key>`` when complete: a folder under the final name is always whole, and is reused.
+- a **score**: one evaluation of a run's predictions. ``score_key`` = sha256 of the run key, the predictions'
+  content hash, the evaluator and its version, the metric set and options. Its ``metrics.json`` is written
+  atomically to ``WORKSPACE/scores/<score_key>/``. Changing only the evaluator (version, metric set) makes new
+  score keys and re-scores the stored predictions; no container runs again.
+
+Jobs run as Dask tasks (:mod:`vsbench.harness.scale`): a local cluster by default, an existing one with
+``scheduler``. Only this process writes the results database (:class:`vsbench.harness.store.ResultStore`), as
+each job completes. ``retry_failed`` re-runs only the failed cases of complete runs and merges them in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vsbench.harness import __version__
+from vsbench.harness.benchmark import Benchmark, Submission
+from vsbench.harness.predict import RUN_RECORD, _write_json
+from vsbench.harness.split import Split
+
+PREDICTIONS, SCORES = "predictions", "scores"
+
+
+class RunError(RuntimeError):
+    """A benchmark that cannot run (one line): a missing engine for image submissions, a bad archive, ..."""
+
+
+def sha256_json(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def tree_hash(path: Path) -> str:
+    """sha256 over the relative names and sha256 of every file under ``path`` (or of the file ``path``)."""
+    from vsbench.harness.split import sha256_file
+
+    path = Path(path)
+    if path.is_file():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{file.relative_to(path).as_posix()}\t{sha256_file(file)}\n".encode())
+    return h.hexdigest()
+
+
+def hardware() -> dict:
+    """This machine: CPU model, cores, memory, GPU model (None without one)."""
+    cpu = platform.processor() or None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except Exception:  # no torch, or a broken CUDA set-up: no GPU recorded
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": memory, "gpu": gpu, "machine": platform.machine(),
+            "node": platform.node()}
+
+
+# --- submissions -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """A submission made concrete: how it runs and what identifies its result."""
+
+    submission: Submission
+    runtime: str  # docker | local
+    identity: dict
+    image_ref: str | None = None
+    image_digest: str | None = None
+    checkpoint_hash: str | None = None
+
+
+def _load_archive(client, sub: Submission) -> tuple[str, str]:
+    """Load a ``docker save`` archive (unless the engine already has its declared digest); (image id, ref)."""
+    import docker
+
+    if sub.digest is not None:
+        try:
+            image = client.images.get(sub.digest)
+            return image.id, image.tags[0] if image.tags else image.id
+        except docker.errors.ImageNotFound:
+            pass
+    if not sub.archive.is_file():
+        raise RunError(f"submission {sub.name}: archive {sub.archive} not found")
+    try:
+        with open(sub.archive, "rb") as fh:
+            images = client.images.load(fh)
+    except docker.errors.APIError as exc:
+        raise RunError(f"submission {sub.name}: {sub.archive} is not a docker save archive "
+                       f"({str(exc).splitlines()[0][:160]})") from None
+    if len(images) != 1:
+        raise RunError(f"submission {sub.name}: {sub.archive} holds {len(images)} images; one expected")
+    image = images[0]
+    if sub.digest is not None and image.id != sub.digest:
+        raise RunError(f"submission {sub.name}: {sub.archive} holds image {image.id}, not the declared digest "
+                       f"{sub.digest}")
+    return image.id, image.tags[0] if image.tags else image.id
+
+
+def resolve_submission(sub: Submission, task: str, runtime: str, client_factory: Callable[[], object]) -> Resolved:
+    """How ``sub`` runs (``runtime``: auto, docker, local) and its identity (:class:`RunError` when it cannot)."""
+    if sub.kind == "solution":
+        from vsbench.algorithms.registry import algorithm_task
+
+        try:
+            solution_task = algorithm_task(sub.solution)
+        except (KeyError, ValueError) as exc:
+            raise RunError(f"submission {sub.name}: {exc}") from None
+        if solution_task != task:
+            raise RunError(f"submission {sub.name}: {sub.solution} is an {solution_task} solution; the benchmark "
+                           f"is {task}")
+        if sub.checkpoint is not None and not sub.checkpoint.exists():
+            raise RunError(f"submission {sub.name}: checkpoint {sub.checkpoint} not found")
+        checkpoint_hash = tree_hash(sub.checkpoint) if sub.checkpoint is not None else None
+        train_hash = Split(sub.train).split_hash if sub.train is not None else None
+        return Resolved(sub, "local", {"kind": "solution", "solution": sub.solution, "checkpoint": checkpoint_hash,
+                                       "train": train_hash}, checkpoint_hash=checkpoint_hash)
+    if runtime == "local":
+        raise RunError(f"submission {sub.name}: an {sub.kind} runs only in the Docker runtime (--runtime local "
+                       "is for solutions)")
+    try:
+        client = client_factory()
+    except Exception as exc:
+        raise RunError(f"submission {sub.name}: {exc}") from None
+    if sub.kind == "archive":
+        digest, ref = _load_archive(client, sub)
+    else:
+        from vsbench.harness.docker_runtime import inspect_image
+
+        info = inspect_image(client, sub.image)
+        if sub.digest is not None and info.id != sub.digest:
+            raise RunError(f"submission {sub.name}: image {sub.image} is {info.id}, not the declared {sub.digest}")
+        digest, ref = info.id, sub.image
+    return Resolved(sub, "docker", {"kind": sub.kind, "image": digest, "contract": sub.contract}, image_ref=ref,
+                    image_digest=digest)
+
+
+# --- jobs (run in Dask workers: plain functions of plain data) ----------------------------------------------------
+
+
+def run_key_of(bench: Benchmark, resolved: Resolved, split: Split) -> str:
+    limits = bench.limits.model_dump() if resolved.runtime == "docker" else None
+    return sha256_json({"benchmark": bench.name, "submission": resolved.submission.name,
+                        "version": resolved.submission.version, "identity": resolved.identity,
+                        "split": split.split_hash, "runtime": resolved.runtime, "limits": limits, "seed": bench.seed})
+
+
+def inference_job(spec: dict) -> dict:
+    """Run one submission on one split (or on ``spec['cases']`` of it) into a fresh partial folder; returns
+    ``{"partial": folder, "record": run.json}``. Runs in a Dask worker; writes nothing but that folder."""
+    from vsbench.harness.docker_runtime import Limits, parse_bytes
+
+    partial = Path(spec["workspace"]) / PREDICTIONS / f"{spec['run_key']}.partial-{uuid.uuid4().hex[:8]}"
+    started = time.time()
+    if spec["runtime"] == "docker":
+        from vsbench.harness.docker_runtime import run_image
+
+        lim = spec["limits"]
+        limits = Limits(time_s=lim["time_s"], memory_bytes=parse_bytes(lim["memory"]), cpus=lim["cpus"],
+                        pids=lim["pids"], gpus=lim["gpus"])
+        record = run_image(spec["image"], spec["split"], partial, contract=spec["contract"], limits=limits,
+                           cases=spec.get("cases"), progress=False)
+    else:
+        from vsbench.harness.local_runtime import run_local
+
+        _seed_everything(spec["seed"])
+        record = run_local(spec["solution"], spec["split"], partial, checkpoint=spec.get("checkpoint"),
+                           train=spec.get("train"), cases=spec.get("cases"), progress=False)
+    return {"partial": str(partial), "record": record, "started": started, "finished": time.time()}
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+
+
+def score_job(spec: dict) -> dict:
+    """Score one prediction folder; writes ``metrics.json`` atomically into the score folder; returns its path.
+    Runs in a Dask worker."""
+    from vsbench.harness.evaluate import json_safe
+
+    out = Path(spec["workspace"]) / SCORES / spec["score_key"] / "metrics.json"
+    split = Split(spec["split"])
+    if split.task == "lmc":
+        from vsbench.harness.evaluate import evaluate_lmc
+
+        metrics = evaluate_lmc(split, Path(spec["predictions"]), workers=1, progress=False,
+                               cellprofiler=spec["cellprofiler"])
+    else:
+        from vsbench.harness.evaluate_adipocyte import evaluate_adipocyte
+
+        cache = Path(spec["workspace"]) / "feature-cache"
+        metrics = evaluate_adipocyte([(split, Path(spec["predictions"]))], workers=1, progress=False,
+                                     cache_dir=cache)
+    metrics["provenance"]["benchmark_metrics"] = spec["metrics"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".metrics-{uuid.uuid4().hex[:8]}.json")
+    tmp.write_text(json.dumps(json_safe(metrics), indent=1, allow_nan=False) + "\n")
+    tmp.replace(out)
+    return {"metrics_path": str(out)}
+
+
+# --- the driver ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What ``run_benchmark`` did: counts of work done and reused, and one row per submission x split."""
+
+    inferred: int = 0
+    reused_runs: int = 0
+    scored: int = 0
+    reused_scores: int = 0
+    rows: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def _finalize(partial: Path, final: Path) -> Path:
+    """Rename a complete partial folder to its final name; if another attempt got there first, keep that one."""
+    try:
+        os.rename(partial, final)
+    except OSError:
+        if (final / RUN_RECORD).is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            raise
+    return final
+
+
+def _predictions_hash(folder: Path) -> str:
+    from vsbench.harness.evaluate import _predictions_digest
+
+    return _predictions_digest(folder)
+
+
+def _merge_retry(final: Path, partial: Path, retried: dict) -> dict:
+    """Move the retried cases' outputs from ``partial`` into ``final`` and update its run.json."""
+    record = json.loads((final / RUN_RECORD).read_text())
+    new = {c["case"]: c for c in retried["cases"]}
+    for path in sorted(p for p in partial.rglob("*") if p.is_file() and p.name != RUN_RECORD):
+        rel = path.relative_to(partial)
+        if rel.parts[0] == "logs":
+            rel = Path("logs") / f"retry-{uuid.uuid4().hex[:6]}-{rel.name}"
+        (final / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, final / rel)
+    record["cases"] = [new.get(c["case"], c) for c in record["cases"]]
+    record["summary"] = {s: sum(c["status"] == s for c in record["cases"]) for s in record["summary"]}
+    record.setdefault("retries", []).append({"cases": sorted(new), "at": time.time()})
+    _write_json(final / RUN_RECORD, record)
+    shutil.rmtree(partial, ignore_errors=True)
+    return record
+
+
+def _run_row(bench: Benchmark, resolved: Resolved, split_spec, split: Split, run_key: str, final: Path, record: dict,
+             times: dict, hw: dict) -> dict:
+    cases = record["cases"]
+    n_ok = sum(c["status"] == "succeeded" for c in cases)
+    return {
+        "run_key": run_key, "benchmark": bench.name, "submission": resolved.submission.name,
+        "submission_version": resolved.submission.version, "submission_kind": resolved.submission.kind,
+        "image_ref": resolved.image_ref or resolved.submission.solution, "image_digest": resolved.image_digest,
+        "checkpoint_hash": resolved.checkpoint_hash, "split_name": split_spec.name, "split_path": str(split.root),
+        "split_hash": split.split_hash, "inputs_hash": split.manifest.get("inputs_hash"),
+        "runtime": resolved.runtime, "sandboxed": bool(record.get("sandboxed")),
+        "contract": record.get("contract", "local"), "batch": bool(record.get("batch", True)),
+        "limits": record.get("limits"), "seed": bench.seed, "hardware": hw, "vsbench_version": __version__,
+        "status": "complete", "started_at": _utc(times.get("started")), "finished_at": _utc(times.get("finished")),
+        "duration_s": (times["finished"] - times["started"]) if times.get("started") else None,
+        "n_cases": len(cases), "n_succeeded": n_ok, "n_failed": len(cases) - n_ok,
+        "predictions_path": str(final), "predictions_hash": _predictions_hash(final),
+        "run_record_path": str(final / RUN_RECORD), "logs_path": str(final / "logs"),
+    }
+
+
+def _utc(seconds: float | None):
+    import datetime as dt
+
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+
+
+def _case_rows(record: dict) -> list[dict]:
+    keep = ("case", "status", "reason", "exit_code", "durations", "stdout", "stderr", "image_digest")
+    return [{k: c.get(k) for k in keep} for c in record["cases"]]
+
+
+def run_benchmark(bench: Benchmark, store, *, runtime: str = "auto", retry_failed: bool = False,
+                  scheduler: str | None = None, workers: int = 1, progress: bool = True,
+                  client_factory: Callable[[], object] | None = None, log: Callable[[str], None] = print) -> Outcome:
+    """Run ``bench``: infer what is missing, score what is missing, store both (see the module docstring)."""
+    from tqdm import tqdm
+
+    from vsbench.harness.docker_runtime import docker_client
+
+    client_factory = client_factory or _cached(docker_client)
+    workspace = Path(bench.workspace)
+    (workspace / PREDICTIONS).mkdir(parents=True, exist_ok=True)
+    (workspace / SCORES).mkdir(parents=True, exist_ok=True)
+    splits = {s.name: Split(s.path) for s in bench.splits}
+    for spec in bench.splits:
+        if splits[spec.name].task != bench.task:
+            raise RunError(f"split {spec.name}: {spec.path} is an {splits[spec.name].task} split; the benchmark is "
+                           f"{bench.task}")
+    outcome = Outcome()
+    resolved: list[Resolved] = []
+    for sub in bench.submissions:
+        try:
+            resolved.append(resolve_submission(sub, bench.task, runtime, client_factory))
+        except (RunError, ValueError) as exc:
+            outcome.errors.append(str(exc))
+            log(f"vsbench: error: {exc}")
+    if any(r.runtime == "docker" for r in resolved):
+        log("runtime: docker (sandboxed) for images and archives" + ("; local (not sandboxed) for solutions"
+                                                                    if any(r.runtime == "local" for r in resolved)
+                                                                    else ""))
+    elif resolved:
+        log("runtime: local (in-process, not sandboxed)")
+    hw = hardware()
+
+    # plan: one job per submission x split that is not complete (or has failed cases to retry)
+    plan = []
+    for res in resolved:
+        for spec in bench.splits:
+            split = splits[spec.name]
+            key = run_key_of(bench, res, split)
+            final = workspace / PREDICTIONS / key
+            job = {"run_key": key, "workspace": str(workspace), "split": str(split.root), "runtime": res.runtime,
+                   "seed": bench.seed, "limits": bench.limits.model_dump(), "contract": res.submission.contract,
+                   "image": res.image_digest, "solution": res.submission.solution,
+                   "checkpoint": str(res.submission.checkpoint) if res.submission.checkpoint else None,
+                   "train": str(res.submission.train) if res.submission.train else None}
+            plan.append((res, spec, split, key, final, job))
+
+    from vsbench.harness.scale import dask_client
+
+    with dask_client(scheduler, workers=workers) as dask:
+        pending = {}
+        for res, spec, split, key, final, job in plan:
+            stored = store.get_run(key)
+            if (final / RUN_RECORD).is_file():
+                record = json.loads((final / RUN_RECORD).read_text())
+                failed = [c["case"] for c in record["cases"] if c["status"] != "succeeded"]
+                if stored is None or stored.get("predictions_hash") != _predictions_hash(final):
+                    store.upsert_run(_run_row(bench, res, spec, split, key, final, record, {}, hw))
+                    store.replace_cases(key, _case_rows(record))
+                if retry_failed and failed:
+                    pending[dask.submit(inference_job, {**job, "cases": failed}, pure=False)] = (res, spec, split,
+                                                                                                 key, final, True)
+                else:
+                    outcome.reused_runs += 1
+                continue
+            store.upsert_run({"run_key": key, "benchmark": bench.name, "submission": res.submission.name,
+                              "submission_version": res.submission.version, "submission_kind": res.submission.kind,
+                              "split_name": spec.name, "split_path": str(split.root), "split_hash": split.split_hash,
+                              "runtime": res.runtime, "status": "running", "vsbench_version": __version__,
+                              "hardware": hw, "seed": bench.seed, "image_digest": res.image_digest,
+                              "checkpoint_hash": res.checkpoint_hash})
+            pending[dask.submit(inference_job, job, pure=False)] = (res, spec, split, key, final, False)
+
+        from distributed import as_completed
+
+        bar = tqdm(total=len(pending), desc=f"{bench.name}: inference", unit="run", disable=not progress)
+        for future in as_completed(list(pending)):
+            res, spec, split, key, final, retry = pending[future]
+            bar.set_postfix_str(f"{res.submission.name} on {spec.name}", refresh=False)
+            try:
+                result = future.result()
+            except Exception as exc:  # the runtime itself failed (not a case): reported, the others go on
+                outcome.errors.append(f"{res.submission.name} on {spec.name}: {exc}")
+                bar.update(1)
+                continue
+            partial = Path(result["partial"])
+            if retry:
+                record = _merge_retry(final, partial, result["record"])
+            else:
+                _finalize(partial, final)
+                record = json.loads((final / RUN_RECORD).read_text())
+            store.upsert_run(_run_row(bench, res, spec, split, key, final, record, result, hw))
+            store.replace_cases(key, _case_rows(record))
+            outcome.inferred += 1
+            bar.update(1)
+        bar.close()
+
+        # scores: one per complete run and evaluator configuration
+        evaluator = _evaluator(bench)
+        scoring = {}
+        for res, spec, split, key, final, _job in plan:
+            if not (final / RUN_RECORD).is_file():
+                continue
+            predictions_hash = _predictions_hash(final)
+            score_key = sha256_json({"run": key, "predictions": predictions_hash, **evaluator})
+            metrics_path = workspace / SCORES / score_key / "metrics.json"
+            if store.get_score(score_key) is not None:
+                outcome.reused_scores += 1
+                scoring[(res.submission.name, spec.name)] = score_key
+                continue
+            info = (res, spec, key, score_key, predictions_hash)
+            if metrics_path.is_file():  # scored before a crash, not yet stored
+                _store_score(store, bench, evaluator, info, metrics_path)
+                outcome.reused_scores += 1
+                scoring[(res.submission.name, spec.name)] = score_key
+                continue
+            spec_job = {"workspace": str(workspace), "score_key": score_key, "split": str(split.root),
+                        "predictions": str(final), "cellprofiler": bench.cellprofiler, "metrics": bench.metric_set}
+            scoring[dask.submit(score_job, spec_job, pure=False)] = info
+        futures = [f for f in scoring if not isinstance(f, tuple)]
+        bar = tqdm(total=len(futures), desc=f"{bench.name}: scoring", unit="score", disable=not progress)
+        for future in as_completed(futures):
+            res, spec, key, score_key, predictions_hash = info = scoring[future]
+            try:
+                result = future.result()
+            except Exception as exc:
+                outcome.errors.append(f"scoring {res.submission.name} on {spec.name}: {exc}")
+                bar.update(1)
+                continue
+            _store_score(store, bench, evaluator, info, Path(result["metrics_path"]))
+            outcome.scored += 1
+            bar.update(1)
+        bar.close()
+
+    for res, spec, _split, key, _final, _job in plan:
+        run = store.get_run(key) or {}
+        outcome.rows.append({"submission": res.submission.name, "version": res.submission.version,
+                             "split": spec.name, "run_key": key, "runtime": res.runtime,
+                             "n_cases": run.get("n_cases"), "n_succeeded": run.get("n_succeeded"),
+                             "score_key": _latest_score_key(store, key)})
+    return outcome
+
+
+def _cached(factory):
+    made = []
+
+    def get():
+        if not made:
+            made.append(factory())
+        return made[0]
+    return get
+
+
+def _evaluator(bench: Benchmark) -> dict:
+    if bench.task == "lmc":
+        from vsbench.harness.evaluate import EVALUATOR
+    else:
+        from vsbench.harness.evaluate_adipocyte import EVALUATOR
+    return {"evaluator": EVALUATOR, "evaluator_version": __version__, "metrics": sorted(bench.metric_set),
+            "cellprofiler": bench.cellprofiler}
+
+
+def _store_score(store, bench: Benchmark, evaluator: dict, info: tuple, metrics_path: Path) -> None:
+    """Store the score of ``metrics_path``: its headline, provenance, and the values of the benchmark's metrics."""
+    from vsbench.harness.store import score_from_metrics
+
+    res, spec, key, score_key, predictions_hash = info
+    metrics = json.loads(metrics_path.read_text())
+    score = score_from_metrics(metrics, score_key=score_key, run_key=key, metrics_path=metrics_path)
+    wanted = set(bench.metric_set)
+    score["values"] = [v for v in score["values"] if v["metric"] in wanted]
+    score["metrics"] = bench.metric_set
+    score["evaluator_version"] = evaluator["evaluator_version"]
+    store.upsert_score(score)
+
+
+def _latest_score_key(store, run_key: str) -> str | None:
+    run = store.get_run(run_key) or {}
+    keys = run.get("score_keys") or []
+    return keys[0] if keys else None
