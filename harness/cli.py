@@ -374,14 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs(sub)
 
     demo = sub.add_parser(
-        "demo", help="the whole flow on synthetic data: synthesize, predict with baselines, score",
-        description="Synthesize a small Light My Cells split, run every baseline, score them, print the tables "
-        "and write one metrics.json per baseline (OUT/<algorithm>/metrics.json).",
+        "demo", help="the whole flow on synthetic data: both tasks, both solutions, the baselines; scored, stored",
+        description="Synthesize small Light My Cells and Adipocyte splits; run the two reference solutions (their "
+        "committed tiny checkpoints; as sandboxed images when a Docker engine answers) and the baselines through "
+        "'vsbench run' on one benchmark file per task (OUT/lmc.yaml, OUT/adipocyte.yaml); score, store in "
+        "OUT/.vsbench/results.db, print the comparisons, and write OUT/<task>/<submission>/metrics.json and "
+        "OUT/z_deviation.png.",
     )
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")
     demo.add_argument("--fovs", type=int, default=6, help="test fields of view (default 6, i.e. 36 cases)")
     demo.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--images", choices=["auto", "never"], default="auto",
+                      help="auto (default): when a Docker engine answers, package the two solutions as images and "
+                      "run them in the sandbox; never: run them in-process")
+    demo.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -695,7 +702,8 @@ def _cmd_show(args) -> int:
 def _cmd_demo(args) -> int:
     from vsbench.harness.demo import run_demo
 
-    return run_demo(args.out, fovs=args.fovs, size=args.size, seed=args.seed, progress=not args.quiet)
+    return run_demo(args.out, fovs=args.fovs, size=args.size, seed=args.seed, progress=not args.quiet,
+                    images=args.images, workers=args.workers)
 
 
 def _cmd_align_estimate(args) -> int:

@@ -1,95 +1,156 @@
-"""``vsbench demo``: the main job on the embedded default.
+"""``vsbench demo`` (``make demo``): the main job on the embedded default, end to end.
 
-Synthesize a small Light My Cells dataset, fit and run every baseline on its test split, score
-each with the organisers' metrics, print the tables and write ``metrics.json`` files. Then the same
-for the Adipocyte task at 20x (four training and four test image sets of 384 x 384 pixels, the two
-adipocyte baselines, the organisers' pixel + CellProfiler-feature MAE).
+1. Synthesize a small Light My Cells dataset (train and test) and a small 20x Adipocyte dataset.
+2. Get both reference solutions: their tiny trained checkpoints are committed
+   (:mod:`vsbench.algorithms.checkpoints`, with the ``vsbench train`` commands that regenerate them). When a
+   Docker engine answers, they are packaged as images (``vsbench containers build`` on the offline base) and run
+   in the sandbox; otherwise they run in-process (the local runtime, marked not sandboxed).
+3. Write one benchmark file per task (``OUT/lmc.yaml``, ``OUT/adipocyte.yaml``: the solution and the
+   baselines) and run them with :func:`vsbench.harness.runner.run_benchmark`: inference, scoring, and every
+   result stored in ``OUT/.vsbench/results.db`` with its provenance.
+4. Print the comparisons and where everything is; plot the z-deviation curves (``OUT/z_deviation.png``).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
 
-from tqdm import tqdm
+import yaml
 
-from vsbench.algorithms.registry import make_algorithm
-from vsbench.harness.evaluate import evaluate_lmc, tidy_from_metrics, write_metrics
-from vsbench.harness.plots import plot_z_deviation
-from vsbench.harness.predict import fit_if_needed, run_predictor
-from vsbench.harness.report import comparison_text, metrics_table_text
 from vsbench.harness.split import Split
-from vsbench.harness.synth_lmc import synthesize_lmc
 
 ADIPOCYTE_SIZE = (384, 384)  # the smallest size CellProfiler's 185 px adaptive window allows, rounded up
-# the baselines and the small U-Net, about a minute in all; the deep solutions (patchgan-lmc-tiny, vqgan-lmc-tiny)
-# train for minutes each and are run with 'vsbench train' / 'vsbench predict --checkpoint' (README)
+# LMC baselines and the small U-Net (about a minute in all); the VQGAN specialists come from their checkpoints
 DEMO_ALGORITHMS = ("input", "inverted", "blurred", "train-mean", "filterbank", "tiny-unet")
-MAIN_ALGORITHM = "tiny-unet"  # the best learned baseline: its table is the one printed in full
+LEARNED = ("train-mean", "filterbank", "tiny-unet", "adipocyte-train-median", "adipocyte-ridge")
+ADIPOCYTE_BASELINES = ("adipocyte-train-median", "adipocyte-ridge")
+SOLUTIONS = {"lmc": ("vqgan", "vqgan-lmc-tiny"), "adipocyte": ("patchgan", "adipocyte-patchgan-tiny")}
+MAIN_ALGORITHM = "vqgan-lmc-tiny"  # its organelle x metric x z-deviation table is printed in full
+OFFLINE_BASE = "vsbench/base:bookworm"
 
 
-def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress: bool = True) -> int:
-    out = Path(out)
-    t0 = time.perf_counter()
-    data = out / "data"
-    if data.exists():
-        shutil.rmtree(data)
-    paths = synthesize_lmc(data, fovs=fovs, size=size, seed=seed, progress=progress)
-    train, test = Split(paths["train"]), Split(paths["test"])
-    print(f"synthesized {len(train.cases())} training and {len(test.cases())} test slices in {data}")
+def _solution_images(progress: bool) -> dict[str, str]:
+    """Build the two solution images from the committed checkpoints when an engine answers and an offline base
+    is (or can be made) available; {} otherwise, with the reason printed."""
+    import os
 
-    tables = {}
-    steps = tqdm(DEMO_ALGORITHMS, desc="fit, predict, score", unit="algorithm", disable=not progress)
-    for name in steps:
-        steps.set_postfix_str(name)
-        predictor = make_algorithm(name)
-        fit_if_needed(predictor, train)
-        pred_dir = out / name / "predictions"
-        run_predictor(predictor, test, pred_dir, overwrite=True, progress=False)
-        metrics = evaluate_lmc(test, pred_dir, progress=False)
-        write_metrics(metrics, out / name / "metrics.json")
-        if metrics["errors"]:
-            print(f"{name}: {len(metrics['errors'])} case(s) could not be scored")
-        tables[name] = tidy_from_metrics(metrics)
-        if name == MAIN_ALGORITHM:
-            write_metrics(metrics, out / "metrics.json")
+    from vsbench.algorithms.checkpoints import DEMO_CHECKPOINTS
+    from vsbench.harness.docker_runtime import RuntimeUnavailable, docker_client
 
-    print()
-    print("mean over all test slices, per algorithm (↑ higher is better, ↓ lower is better)")
-    print(comparison_text(tables))
-    print()
-    print(metrics_table_text(tables[MAIN_ALGORITHM],
-                             f"{MAIN_ALGORITHM}: organelle x metric x z-deviation (|image_z - best_z|)"))
-    plot = plot_z_deviation(tables, out / "z_deviation.png")
-    print()
-    print(f"wrote {out / 'metrics.json'} ({MAIN_ALGORITHM}), {out}/<algorithm>/metrics.json and {plot} "
-          f"in {time.perf_counter() - t0:.0f} s")
-    print()
-    run_adipocyte_demo(out / "adipocyte", seed=seed, progress=progress)
-    return 0
+    try:
+        client = docker_client()
+    except RuntimeUnavailable as exc:
+        print(f"images: no Docker engine ({str(exc).split(';')[0]}): the solutions run in-process (not sandboxed)")
+        return {}
+    from vsbench.harness.images import build_offline_base, build_solution_image
+
+    try:
+        client.images.get(OFFLINE_BASE)
+    except Exception:
+        if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+            print(f"images: no {OFFLINE_BASE} and it cannot be made here (root and debootstrap): the solutions "
+                  "run in-process (not sandboxed)")
+            return {}
+        print(f"images: building the offline base {OFFLINE_BASE} (debootstrap, about a minute)")
+        build_offline_base(OFFLINE_BASE)
+    images = {}
+    for task, (solution, algorithm) in SOLUTIONS.items():
+        t0 = time.perf_counter()
+        images[task] = build_solution_image(solution, DEMO_CHECKPOINTS[algorithm], base_image=OFFLINE_BASE,
+                                            client=client, progress=False)
+        print(f"images: {solution} ({algorithm}) {images[task][:19]} in {time.perf_counter() - t0:.0f} s")
+    return images
 
 
-def run_adipocyte_demo(out: Path, sets: int = 4, seed: int = 0, progress: bool = True) -> None:
-    """The Adipocyte task on synthetic 20x data: baselines, then the organisers' score."""
-    from vsbench.harness.evaluate_adipocyte import evaluate_adipocyte, summary_text, write_feature_csvs
-    from vsbench.harness.predict_adipocyte import fit_adipocyte_if_needed, run_adipocyte_predictor
+def _benchmark_file(out: Path, task: str, test: Path, train: Path, image: str | None) -> Path:
+    from vsbench.algorithms.checkpoints import DEMO_CHECKPOINTS
+
+    solution, algorithm = SOLUTIONS[task]
+    baselines = DEMO_ALGORITHMS if task == "lmc" else ADIPOCYTE_BASELINES
+    subs = [{"name": name, "version": "demo", "solution": name, **({"train": str(train)} if name in LEARNED else {})}
+            for name in baselines]
+    if image is not None:
+        subs.insert(0, {"name": algorithm, "version": "committed", "image": image})
+    else:
+        subs.insert(0, {"name": algorithm, "version": "committed", "solution": algorithm,
+                        "checkpoint": str(DEMO_CHECKPOINTS[algorithm])})
+    doc = {"name": f"demo-{task}", "task": task, "workspace": ".vsbench",
+           "splits": [{"name": "test", "path": str(test)}], "submissions": subs,
+           "limits": {"time_s": 600, "memory": "4g", "cpus": 2}}
+    path = out / f"{task}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _scores(store, outcome) -> dict[str, dict]:
+    """Submission name -> its metrics.json (the latest score of its run)."""
+    found = {}
+    for row in outcome.rows:
+        if row["score_key"]:
+            score = store.get_score(row["score_key"])
+            found[row["submission"]] = json.loads(Path(score["metrics_path"]).read_text())
+    return found
+
+
+def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress: bool = True,
+             images: str = "auto", workers: int = 2) -> int:
+    """The whole flow (module docstring); ``images``: ``auto`` (build and run the solution images when an
+    engine answers) or ``never``. Returns the exit code (1 when some case or score failed)."""
+    from vsbench.harness.benchmark import load_benchmark
+    from vsbench.harness.evaluate import tidy_from_metrics
+    from vsbench.harness.evaluate_adipocyte import summary_text
+    from vsbench.harness.plots import plot_z_deviation
+    from vsbench.harness.report import comparison_text, metrics_table_text
+    from vsbench.harness.runner import run_benchmark
+    from vsbench.harness.store import ResultStore
     from vsbench.harness.synth_adipocyte import synthesize_adipocyte
+    from vsbench.harness.synth_lmc import synthesize_lmc
 
-    t0 = time.perf_counter()
     out = Path(out)
-    train = Split(synthesize_adipocyte(out / "data" / "train", "20x", sets=sets, size=ADIPOCYTE_SIZE, seed=seed + 1))
-    test = Split(synthesize_adipocyte(out / "data" / "test", "20x", sets=sets, size=ADIPOCYTE_SIZE, seed=seed + 2))
-    print(f"adipocyte: synthesized {sets} training and {sets} test image sets (20x, {ADIPOCYTE_SIZE[0]} px)")
-    for name in ("adipocyte-train-median", "adipocyte-ridge"):
-        predictor = make_algorithm(name)
-        fit_adipocyte_if_needed(predictor, train, for_split=test)
-        pred_dir = out / name / "predictions"
-        run_adipocyte_predictor(predictor, test, pred_dir, overwrite=True, progress=False)
-        metrics = evaluate_adipocyte([(test, pred_dir)], progress=progress, cache_dir=out / "cache")
-        write_metrics(metrics, out / name / "metrics.json")
-        write_feature_csvs(metrics, out / name / "features")
-        print(f"\n{name}: the organisers' score (lower is better)")
-        print(summary_text(metrics))
-    print(f"\nwrote {out}/<algorithm>/metrics.json and the CellProfiler feature tables "
-          f"in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    if (out / "data").exists():
+        shutil.rmtree(out / "data")
+    lmc = synthesize_lmc(out / "data" / "lmc", fovs=fovs, size=size, seed=seed, progress=progress)
+    adipocyte = {part: synthesize_adipocyte(out / "data" / "adipocyte" / part, "20x", sets=4, size=ADIPOCYTE_SIZE,
+                                            seed=seed + offset) for part, offset in (("train", 1), ("test", 2))}
+    print(f"synthesized Light My Cells: {len(Split(lmc['train']).cases())} training and "
+          f"{len(Split(lmc['test']).cases())} test slices; Adipocyte 20x: 4 training and 4 test image sets "
+          f"({ADIPOCYTE_SIZE[0]} px), in {out / 'data'}")
+    built = _solution_images(progress) if images == "auto" else {}
+
+    failed = False
+    with ResultStore(workspace=out / ".vsbench") as store:
+        results = {}
+        for task, test, train in (("lmc", lmc["test"], lmc["train"]),
+                                  ("adipocyte", adipocyte["test"], adipocyte["train"])):
+            bench = load_benchmark(_benchmark_file(out, task, Path(test), Path(train), built.get(task)))
+            outcome = run_benchmark(bench, store, workers=workers, progress=progress)
+            failed |= bool(outcome.errors) or any(r["n_cases"] != r["n_succeeded"] for r in outcome.rows)
+            for error in outcome.errors:
+                print(f"vsbench: error: {error}")
+            results[task] = _scores(store, outcome)
+            for name, metrics in results[task].items():
+                target = out / task / name / "metrics.json"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(metrics, indent=1) + "\n")
+
+        tables = {name: tidy_from_metrics(m) for name, m in results["lmc"].items()}
+        print("\nLight My Cells: mean over all test slices, per submission (↑ higher is better, ↓ lower is better)")
+        print(comparison_text(tables))
+        if MAIN_ALGORITHM in tables:
+            print()
+            print(metrics_table_text(tables[MAIN_ALGORITHM],
+                                     f"{MAIN_ALGORITHM}: organelle x metric x z-deviation (|image_z - best_z|)"))
+        plot = plot_z_deviation(tables, out / "z_deviation.png")
+        for name, metrics in results["adipocyte"].items():
+            print(f"\nAdipocyte, {name}: the organisers' score (lower is better)")
+            print(summary_text(metrics))
+        runtime = "as sandboxed images" if built else "in-process (local runtime, not sandboxed)"
+        print(f"\nsolutions ran {runtime}; done in {time.perf_counter() - t0:.0f} s")
+        print(f"results: {store.url}  (vsbench results list --workspace {out / '.vsbench'})")
+        print(f"metrics: {out}/lmc/<submission>/metrics.json, {out}/adipocyte/<submission>/metrics.json; plot {plot}")
+        print(f"benchmark files: {out / 'lmc.yaml'}, {out / 'adipocyte.yaml'} (vsbench run FILE reruns nothing)")
+    return 1 if failed else 0

@@ -231,11 +231,14 @@ def score_job(spec: dict) -> dict:
         metrics = evaluate_lmc(split, Path(spec["predictions"]), workers=1, progress=False,
                                cellprofiler=spec["cellprofiler"])
     else:
+        from concurrent.futures import ThreadPoolExecutor
+
         from vsbench.harness.evaluate_adipocyte import evaluate_adipocyte
 
         cache = Path(spec["workspace"]) / "feature-cache"
-        metrics = evaluate_adipocyte([(split, Path(spec["predictions"]))], workers=1, progress=False,
-                                     cache_dir=cache)
+        with ThreadPoolExecutor(max_workers=1) as inline:  # a Dask worker (daemonic) cannot start a process pool
+            metrics = evaluate_adipocyte([(split, Path(spec["predictions"]))], progress=False, cache_dir=cache,
+                                         executor=inline)
     metrics["provenance"]["benchmark_metrics"] = spec["metrics"]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".metrics-{uuid.uuid4().hex[:8]}.json")

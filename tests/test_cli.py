@@ -64,15 +64,30 @@ def test_flow_end_to_end(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo(tmp_path, capsys):
+    """Both tasks, both solutions (as images when an engine answers, else in-process), the baselines, stored."""
+    from vsbench.harness.store import ResultStore
+
     out = tmp_path / "demo"
     assert main(["--quiet", "demo", "--out", str(out), "--fovs", "3", "--size", "128"]) == 0
     text = capsys.readouterr().out
-    assert "tiny-unet: organelle x metric x z-deviation" in text and "filterbank" in text
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["provenance"]["algorithm"] == "tiny-unet"
+    assert "vqgan-lmc-tiny: organelle x metric x z-deviation" in text and "filterbank" in text
+    assert "Adipocyte, adipocyte-patchgan-tiny: the organisers' score" in text and "results: sqlite:///" in text
     assert (out / "z_deviation.png").stat().st_size > 10_000
-    for name in ("input", "inverted", "blurred", "train-mean", "filterbank", "tiny-unet"):
-        assert json.loads((out / name / "metrics.json").read_text())["errors"] == []
+    lmc = ("vqgan-lmc-tiny", "input", "inverted", "blurred", "train-mean", "filterbank", "tiny-unet")
+    adipocyte = ("adipocyte-patchgan-tiny", "adipocyte-train-median", "adipocyte-ridge")
+    for task, names in (("lmc", lmc), ("adipocyte", adipocyte)):
+        for name in names:
+            metrics = json.loads((out / task / name / "metrics.json").read_text())
+            assert metrics["errors"] == [], (task, name)
+    with ResultStore(workspace=out / ".vsbench") as store:
+        runs = store.list_runs()
+        assert sorted(r["submission"] for r in runs) == sorted(lmc + adipocyte)
+        assert all(r["status"] == "complete" and r["n_succeeded"] == r["n_cases"] > 0 for r in runs)
+        images = "solutions ran as sandboxed images" in text
+        assert all(r["sandboxed"] is images for r in runs if r["submission"] in (lmc[0], adipocyte[0]))
+    assert main(["--quiet", "run", str(out / "lmc.yaml"), "--json"]) == 0  # the stored work is all reused
+    again = json.loads(capsys.readouterr().out)
+    assert (again["inferred"], again["scored"]) == (0, 0) and again["reused_runs"] == len(lmc)
 
 
 def test_synth_adipocyte_cli(tmp_path, capsys):
