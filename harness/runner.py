@@ -298,8 +298,8 @@ def _merge_retry(final: Path, partial: Path, retried: dict) -> dict:
     return record
 
 
-def _run_row(bench: Benchmark, resolved: Resolved, split_spec, split: Split, run_key: str, final: Path, record: dict,
-             times: dict, hw: dict) -> dict:
+def _run_row(bench: Benchmark, item, record: dict, times: dict, hw: dict) -> dict:
+    resolved, split_spec, split, run_key, final = item.res, item.spec, item.split, item.key, item.final
     cases = record["cases"]
     n_ok = sum(c["status"] == "succeeded" for c in cases)
     return {
@@ -330,146 +330,173 @@ def _case_rows(record: dict) -> list[dict]:
     return [{k: c.get(k) for k in keep} for c in record["cases"]]
 
 
-def run_benchmark(bench: Benchmark, store, *, runtime: str = "auto", retry_failed: bool = False,
-                  scheduler: str | None = None, workers: int = 1, progress: bool = True,
-                  client_factory: Callable[[], object] | None = None, log: Callable[[str], None] = print) -> Outcome:
-    """Run ``bench``: infer what is missing, score what is missing, store both (see the module docstring)."""
-    from tqdm import tqdm
+@dataclass
+class _Item:
+    """One submission on one split: where its work goes and what keys it."""
 
-    from vsbench.harness.docker_runtime import docker_client
+    res: Resolved
+    spec: object  # SplitSpec
+    split: Split
+    key: str
+    final: Path
+    job: dict
+    score_key: str | None = None
 
-    client_factory = client_factory or _cached(docker_client)
-    workspace = Path(bench.workspace)
-    (workspace / PREDICTIONS).mkdir(parents=True, exist_ok=True)
-    (workspace / SCORES).mkdir(parents=True, exist_ok=True)
-    splits = {s.name: Split(s.path) for s in bench.splits}
-    for spec in bench.splits:
-        if splits[spec.name].task != bench.task:
-            raise RunError(f"split {spec.name}: {spec.path} is an {splits[spec.name].task} split; the benchmark is "
-                           f"{bench.task}")
-    outcome = Outcome()
-    resolved: list[Resolved] = []
+    @property
+    def label(self) -> str:
+        return f"{self.res.submission.name} on {self.spec.name}"
+
+
+def _resolve_all(bench: Benchmark, runtime: str, client_factory, outcome: Outcome, log) -> list[Resolved]:
+    resolved = []
     for sub in bench.submissions:
         try:
             resolved.append(resolve_submission(sub, bench.task, runtime, client_factory))
         except (RunError, ValueError) as exc:
             outcome.errors.append(str(exc))
             log(f"vsbench: error: {exc}")
-    if any(r.runtime == "docker" for r in resolved):
-        log("runtime: docker (sandboxed) for images and archives" + ("; local (not sandboxed) for solutions"
-                                                                    if any(r.runtime == "local" for r in resolved)
-                                                                    else ""))
-    elif resolved:
+    kinds = {r.runtime for r in resolved}
+    if "docker" in kinds:
+        log("runtime: docker (sandboxed) for images and archives"
+            + ("; local (not sandboxed) for solutions" if "local" in kinds else ""))
+    elif kinds:
         log("runtime: local (in-process, not sandboxed)")
-    hw = hardware()
+    return resolved
 
-    # plan: one job per submission x split that is not complete (or has failed cases to retry)
-    plan = []
+
+def _plan(bench: Benchmark, resolved: list[Resolved], workspace: Path) -> list[_Item]:
+    splits = {s.name: Split(s.path) for s in bench.splits}
+    for spec in bench.splits:
+        if splits[spec.name].task != bench.task:
+            raise RunError(f"split {spec.name}: {spec.path} is an {splits[spec.name].task} split; the benchmark is "
+                           f"{bench.task}")
+    items = []
     for res in resolved:
+        sub = res.submission
         for spec in bench.splits:
             split = splits[spec.name]
             key = run_key_of(bench, res, split)
-            final = workspace / PREDICTIONS / key
             job = {"run_key": key, "workspace": str(workspace), "split": str(split.root), "runtime": res.runtime,
-                   "seed": bench.seed, "limits": bench.limits.model_dump(), "contract": res.submission.contract,
-                   "image": res.image_digest, "solution": res.submission.solution,
-                   "checkpoint": str(res.submission.checkpoint) if res.submission.checkpoint else None,
-                   "train": str(res.submission.train) if res.submission.train else None}
-            plan.append((res, spec, split, key, final, job))
+                   "seed": bench.seed, "limits": bench.limits.model_dump(), "contract": sub.contract,
+                   "image": res.image_digest, "solution": sub.solution,
+                   "checkpoint": str(sub.checkpoint) if sub.checkpoint else None,
+                   "train": str(sub.train) if sub.train else None}
+            items.append(_Item(res, spec, split, key, workspace / PREDICTIONS / key, job))
+    return items
 
-    from vsbench.harness.scale import dask_client
 
-    with dask_client(scheduler, workers=workers) as dask:
-        pending = {}
-        for res, spec, split, key, final, job in plan:
-            stored = store.get_run(key)
-            if (final / RUN_RECORD).is_file():
-                record = json.loads((final / RUN_RECORD).read_text())
-                failed = [c["case"] for c in record["cases"] if c["status"] != "succeeded"]
-                if stored is None or stored.get("predictions_hash") != _predictions_hash(final):
-                    store.upsert_run(_run_row(bench, res, spec, split, key, final, record, {}, hw))
-                    store.replace_cases(key, _case_rows(record))
-                if retry_failed and failed:
-                    pending[dask.submit(inference_job, {**job, "cases": failed}, pure=False)] = (res, spec, split,
-                                                                                                 key, final, True)
-                else:
-                    outcome.reused_runs += 1
-                continue
-            store.upsert_run({"run_key": key, "benchmark": bench.name, "submission": res.submission.name,
-                              "submission_version": res.submission.version, "submission_kind": res.submission.kind,
-                              "split_name": spec.name, "split_path": str(split.root), "split_hash": split.split_hash,
-                              "runtime": res.runtime, "status": "running", "vsbench_version": __version__,
-                              "hardware": hw, "seed": bench.seed, "image_digest": res.image_digest,
-                              "checkpoint_hash": res.checkpoint_hash})
-            pending[dask.submit(inference_job, job, pure=False)] = (res, spec, split, key, final, False)
+def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool, hw: dict, outcome: Outcome,
+           progress: bool) -> None:
+    """Submit the inference runs that are missing (or have failed cases to retry); store each as it completes.
+    A finished run found on disk but not (or not fully) in the store is stored without running again."""
+    from distributed import as_completed
+    from tqdm import tqdm
 
-        from distributed import as_completed
+    pending = {}
+    for item in items:
+        res = item.res
+        if (item.final / RUN_RECORD).is_file():
+            record = json.loads((item.final / RUN_RECORD).read_text())
+            stored = store.get_run(item.key)
+            if stored is None or stored.get("predictions_hash") != _predictions_hash(item.final):
+                store.upsert_run(_run_row(bench, item, record, {}, hw))
+                store.replace_cases(item.key, _case_rows(record))
+            failed = [c["case"] for c in record["cases"] if c["status"] != "succeeded"]
+            if retry_failed and failed:
+                pending[dask.submit(inference_job, {**item.job, "cases": failed}, pure=False)] = (item, True)
+            else:
+                outcome.reused_runs += 1
+            continue
+        store.upsert_run({"run_key": item.key, "benchmark": bench.name, "submission": res.submission.name,
+                          "submission_version": res.submission.version, "submission_kind": res.submission.kind,
+                          "split_name": item.spec.name, "split_path": str(item.split.root),
+                          "split_hash": item.split.split_hash, "runtime": res.runtime, "status": "running",
+                          "vsbench_version": __version__, "hardware": hw, "seed": bench.seed,
+                          "image_digest": res.image_digest, "checkpoint_hash": res.checkpoint_hash})
+        pending[dask.submit(inference_job, item.job, pure=False)] = (item, False)
 
-        bar = tqdm(total=len(pending), desc=f"{bench.name}: inference", unit="run", disable=not progress)
+    with tqdm(total=len(pending), desc=f"{bench.name}: inference", unit="run", disable=not progress) as bar:
         for future in as_completed(list(pending)):
-            res, spec, split, key, final, retry = pending[future]
-            bar.set_postfix_str(f"{res.submission.name} on {spec.name}", refresh=False)
+            item, retry = pending[future]
+            bar.set_postfix_str(item.label, refresh=False)
             try:
                 result = future.result()
             except Exception as exc:  # the runtime itself failed (not a case): reported, the others go on
-                outcome.errors.append(f"{res.submission.name} on {spec.name}: {exc}")
+                outcome.errors.append(f"{item.label}: {exc}")
                 bar.update(1)
                 continue
             partial = Path(result["partial"])
             if retry:
-                record = _merge_retry(final, partial, result["record"])
+                record = _merge_retry(item.final, partial, result["record"])
             else:
-                _finalize(partial, final)
-                record = json.loads((final / RUN_RECORD).read_text())
-            store.upsert_run(_run_row(bench, res, spec, split, key, final, record, result, hw))
-            store.replace_cases(key, _case_rows(record))
+                _finalize(partial, item.final)
+                record = json.loads((item.final / RUN_RECORD).read_text())
+            store.upsert_run(_run_row(bench, item, record, result, hw))
+            store.replace_cases(item.key, _case_rows(record))
             outcome.inferred += 1
             bar.update(1)
-        bar.close()
 
-        # scores: one per complete run and evaluator configuration
-        evaluator = _evaluator(bench)
-        scoring = {}
-        for res, spec, split, key, final, _job in plan:
-            if not (final / RUN_RECORD).is_file():
-                continue
-            predictions_hash = _predictions_hash(final)
-            score_key = sha256_json({"run": key, "predictions": predictions_hash, **evaluator})
-            metrics_path = workspace / SCORES / score_key / "metrics.json"
-            if store.get_score(score_key) is not None:
-                outcome.reused_scores += 1
-                scoring[(res.submission.name, spec.name)] = score_key
-                continue
-            info = (res, spec, key, score_key, predictions_hash)
-            if metrics_path.is_file():  # scored before a crash, not yet stored
-                _store_score(store, bench, evaluator, info, metrics_path)
-                outcome.reused_scores += 1
-                scoring[(res.submission.name, spec.name)] = score_key
-                continue
-            spec_job = {"workspace": str(workspace), "score_key": score_key, "split": str(split.root),
-                        "predictions": str(final), "cellprofiler": bench.cellprofiler, "metrics": bench.metric_set}
-            scoring[dask.submit(score_job, spec_job, pure=False)] = info
-        futures = [f for f in scoring if not isinstance(f, tuple)]
-        bar = tqdm(total=len(futures), desc=f"{bench.name}: scoring", unit="score", disable=not progress)
-        for future in as_completed(futures):
-            res, spec, key, score_key, predictions_hash = info = scoring[future]
+
+def _score(bench: Benchmark, items: list[_Item], store, dask, workspace: Path, outcome: Outcome,
+           progress: bool) -> None:
+    """Score every complete run under this benchmark's evaluator configuration unless stored already; a
+    metrics.json written before a crash is stored without scoring again."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    evaluator = _evaluator(bench)
+    pending = {}
+    for item in items:
+        if not (item.final / RUN_RECORD).is_file():
+            continue
+        item.score_key = sha256_json({"run": item.key, "predictions": _predictions_hash(item.final), **evaluator})
+        metrics_path = workspace / SCORES / item.score_key / "metrics.json"
+        if store.get_score(item.score_key) is not None:
+            outcome.reused_scores += 1
+        elif metrics_path.is_file():
+            _store_score(store, bench, evaluator, item, metrics_path)
+            outcome.reused_scores += 1
+        else:
+            job = {"workspace": str(workspace), "score_key": item.score_key, "split": str(item.split.root),
+                   "predictions": str(item.final), "cellprofiler": bench.cellprofiler, "metrics": bench.metric_set}
+            pending[dask.submit(score_job, job, pure=False)] = item
+    with tqdm(total=len(pending), desc=f"{bench.name}: scoring", unit="score", disable=not progress) as bar:
+        for future in as_completed(list(pending)):
+            item = pending[future]
             try:
                 result = future.result()
             except Exception as exc:
-                outcome.errors.append(f"scoring {res.submission.name} on {spec.name}: {exc}")
-                bar.update(1)
-                continue
-            _store_score(store, bench, evaluator, info, Path(result["metrics_path"]))
-            outcome.scored += 1
+                outcome.errors.append(f"scoring {item.label}: {exc}")
+                item.score_key = None
+            else:
+                _store_score(store, bench, evaluator, item, Path(result["metrics_path"]))
+                outcome.scored += 1
             bar.update(1)
-        bar.close()
 
-    for res, spec, _split, key, _final, _job in plan:
-        run = store.get_run(key) or {}
-        outcome.rows.append({"submission": res.submission.name, "version": res.submission.version,
-                             "split": spec.name, "run_key": key, "runtime": res.runtime,
+
+def run_benchmark(bench: Benchmark, store, *, runtime: str = "auto", retry_failed: bool = False,
+                  scheduler: str | None = None, workers: int = 1, progress: bool = True,
+                  client_factory: Callable[[], object] | None = None, log: Callable[[str], None] = print) -> Outcome:
+    """Run ``bench``: infer what is missing, score what is missing, store both (see the module docstring)."""
+    from vsbench.harness.docker_runtime import docker_client
+    from vsbench.harness.scale import dask_client
+
+    workspace = Path(bench.workspace)
+    (workspace / PREDICTIONS).mkdir(parents=True, exist_ok=True)
+    (workspace / SCORES).mkdir(parents=True, exist_ok=True)
+    outcome = Outcome()
+    resolved = _resolve_all(bench, runtime, client_factory or _cached(docker_client), outcome, log)
+    items = _plan(bench, resolved, workspace)
+    hw = hardware()
+    with dask_client(scheduler, workers=workers) as dask:
+        _infer(bench, items, store, dask, retry_failed, hw, outcome, progress)
+        _score(bench, items, store, dask, workspace, outcome, progress)
+    for item in items:
+        run = store.get_run(item.key) or {}
+        outcome.rows.append({"submission": item.res.submission.name, "version": item.res.submission.version,
+                             "split": item.spec.name, "run_key": item.key, "runtime": item.res.runtime,
                              "n_cases": run.get("n_cases"), "n_succeeded": run.get("n_succeeded"),
-                             "score_key": _latest_score_key(store, key)})
+                             "score_key": item.score_key})
     return outcome
 
 
@@ -492,21 +519,14 @@ def _evaluator(bench: Benchmark) -> dict:
             "cellprofiler": bench.cellprofiler}
 
 
-def _store_score(store, bench: Benchmark, evaluator: dict, info: tuple, metrics_path: Path) -> None:
+def _store_score(store, bench: Benchmark, evaluator: dict, item: _Item, metrics_path: Path) -> None:
     """Store the score of ``metrics_path``: its headline, provenance, and the values of the benchmark's metrics."""
     from vsbench.harness.store import score_from_metrics
 
-    res, spec, key, score_key, predictions_hash = info
     metrics = json.loads(metrics_path.read_text())
-    score = score_from_metrics(metrics, score_key=score_key, run_key=key, metrics_path=metrics_path)
+    score = score_from_metrics(metrics, score_key=item.score_key, run_key=item.key, metrics_path=metrics_path)
     wanted = set(bench.metric_set)
     score["values"] = [v for v in score["values"] if v["metric"] in wanted]
     score["metrics"] = bench.metric_set
     score["evaluator_version"] = evaluator["evaluator_version"]
     store.upsert_score(score)
-
-
-def _latest_score_key(store, run_key: str) -> str | None:
-    run = store.get_run(run_key) or {}
-    keys = run.get("score_keys") or []
-    return keys[0] if keys else None
