@@ -19,3 +19,4 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 from docker_support import base_image, docker_client  # noqa: E402,F401  (fixtures for the container tests)
+from pg_support import db_url  # noqa: E402,F401  (fixture: an empty SQLite file or PostgreSQL schema)

@@ -54,9 +54,9 @@ def _snapshot(store: ResultStore) -> dict:
     return out
 
 
-def test_a_run_stores_every_result_with_provenance_and_a_rerun_does_nothing(split, tmp_path):
+def test_a_run_stores_every_result_with_provenance_and_a_rerun_does_nothing(split, tmp_path, db_url):
     bench = load_benchmark(_write_bench(tmp_path, split))
-    with ResultStore(workspace=bench.workspace) as store:
+    with ResultStore(db_url) as store:  # SQLite, and PostgreSQL (marked postgres)
         first = run_benchmark(bench, store, progress=False, log=lambda m: None)
         assert (first.inferred, first.scored, first.errors) == (3, 3, [])
         runs = store.list_runs()

@@ -13,14 +13,11 @@ import datetime as dt
 import json
 import math
 import multiprocessing
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from vsbench.harness.evaluate import evaluate_lmc
 from vsbench.harness.split import Split
@@ -36,50 +33,7 @@ from vsbench.harness.store import (
 
 from splitfactory import make_predictions, make_split
 
-DEFAULT_PG_URL = "postgresql+psycopg://vsbench:vsbench@localhost:5432/vsbench_test"
-PG_URL = os.environ.get("VSBENCH_TEST_POSTGRES_URL", DEFAULT_PG_URL)
 UTC = dt.timezone.utc
-
-_pg_problem: list[str | None] = []  # checked once per session: None when it answers
-
-
-def _postgres_problem() -> str | None:
-    if not _pg_problem:
-        engine = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            _pg_problem.append(None)
-        except Exception as exc:  # any failure to connect: the server is not there
-            _pg_problem.append(" ".join(str(getattr(exc, "orig", exc)).split())[:200])
-        finally:
-            engine.dispose()
-    return _pg_problem[0]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request, tmp_path):
-    """A URL of an empty database: a new SQLite file, or a new PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store' / 'results.db'}"
-        return
-    problem = _postgres_problem()
-    if problem is not None:
-        message = f"PostgreSQL at {make_url(PG_URL).render_as_string()} does not answer: {problem}"
-        if os.environ.get("VSBENCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message + " (VSBENCH_REQUIRE_POSTGRES=1; run containers/postgres.sh)")
-        pytest.skip(message)
-    schema = f"test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _sql(url: str, query: str, **params):
