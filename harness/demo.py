@@ -68,6 +68,7 @@ def _solution_images(progress: bool) -> dict[str, str]:
 def _benchmark_file(out: Path, task: str, test: Path, train: Path, image: str | None) -> Path:
     from vsbench.algorithms.checkpoints import DEMO_CHECKPOINTS
 
+    test, train = Path(test).resolve(), Path(train).resolve()  # the file's own folder is out: no relative paths
     solution, algorithm = SOLUTIONS[task]
     baselines = DEMO_ALGORITHMS if task == "lmc" else ADIPOCYTE_BASELINES
     subs = [{"name": name, "version": "demo", "solution": name, **({"train": str(train)} if name in LEARNED else {})}

@@ -63,12 +63,13 @@ def test_flow_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo(tmp_path, capsys):
+def test_demo(tmp_path, capsys, monkeypatch):
     """Both tasks, both solutions (as images when an engine answers, else in-process), the baselines, stored."""
     from vsbench.harness.store import ResultStore
 
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "demo"
-    assert main(["--quiet", "demo", "--out", str(out), "--fovs", "3", "--size", "128"]) == 0
+    assert main(["--quiet", "demo", "--out", "demo", "--fovs", "3", "--size", "128"]) == 0  # relative, as make does
     text = capsys.readouterr().out
     assert "vqgan-lmc-tiny: organelle x metric x z-deviation" in text and "filterbank" in text
     assert "Adipocyte, adipocyte-patchgan-tiny: the organisers' score" in text and "results: sqlite:///" in text
