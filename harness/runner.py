@@ -385,6 +385,11 @@ def _plan(bench: Benchmark, resolved: list[Resolved], workspace: Path) -> list[_
     return items
 
 
+def _resources(bench: Benchmark) -> dict[str, float] | None:
+    """Dask resources of an inference run: ``{"GPU": 1}`` when the benchmark gives containers GPUs."""
+    return {"GPU": 1} if bench.limits.gpus != 0 else None
+
+
 def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool, hw: dict, outcome: Outcome,
            progress: bool) -> None:
     """Submit the inference runs that are missing (or have failed cases to retry); store each as it completes.
@@ -403,7 +408,8 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
                 store.replace_cases(item.key, _case_rows(record))
             failed = [c["case"] for c in record["cases"] if c["status"] != "succeeded"]
             if retry_failed and failed:
-                pending[dask.submit(inference_job, {**item.job, "cases": failed}, pure=False)] = (item, True)
+                pending[dask.submit(inference_job, {**item.job, "cases": failed}, pure=False,
+                                    resources=_resources(bench))] = (item, True)
             else:
                 outcome.reused_runs += 1
             continue
@@ -413,7 +419,7 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
                           "split_hash": item.split.split_hash, "runtime": res.runtime, "status": "running",
                           "vsbench_version": __version__, "hardware": hw, "seed": bench.seed,
                           "image_digest": res.image_digest, "checkpoint_hash": res.checkpoint_hash})
-        pending[dask.submit(inference_job, item.job, pure=False)] = (item, False)
+        pending[dask.submit(inference_job, item.job, pure=False, resources=_resources(bench))] = (item, False)
 
     with tqdm(total=len(pending), desc=f"{bench.name}: inference", unit="run", disable=not progress) as bar:
         for future in as_completed(list(pending)):
@@ -488,7 +494,10 @@ def run_benchmark(bench: Benchmark, store, *, runtime: str = "auto", retry_faile
     resolved = _resolve_all(bench, runtime, client_factory or _cached(docker_client), outcome, log)
     items = _plan(bench, resolved, workspace)
     hw = hardware()
-    with dask_client(scheduler, workers=workers) as dask:
+    # GPU inference runs carry a GPU resource: a cluster places them on workers started with --resources GPU=1;
+    # a local cluster advertises one per worker so that they run here
+    local_resources = _resources(bench) if scheduler is None else None
+    with dask_client(scheduler, workers=workers, resources=local_resources) as dask:
         _infer(bench, items, store, dask, retry_failed, hw, outcome, progress)
         _score(bench, items, store, dask, workspace, outcome, progress)
     for item in items:

@@ -188,3 +188,19 @@ def test_images_and_archives_run_sandboxed_and_retry_failed_reruns_only_the_fail
         after = [c["status"] for c in hang_run["cases"]]
         assert len(after) == 7 and after.count("succeeded") == 2  # the retried batch got one more case done
         assert hang_run["n_succeeded"] == 2
+
+
+def test_gpu_runs_carry_a_gpu_resource_and_run_on_a_local_cluster(split, tmp_path):
+    """limits.gpus: inference tasks ask Dask for a GPU resource; the local cluster advertises one (no hang)."""
+    from vsbench.harness import runner
+
+    path = _write_bench(tmp_path, split)
+    doc = yaml.safe_load(path.read_text())
+    doc["limits"]["gpus"] = 1
+    doc["submissions"] = doc["submissions"][:1]
+    path.write_text(yaml.safe_dump(doc))
+    bench = load_benchmark(path)
+    assert runner._resources(bench) == {"GPU": 1}
+    with ResultStore(workspace=bench.workspace) as store:
+        outcome = run_benchmark(bench, store, progress=False, log=lambda m: None)
+        assert outcome.errors == [] and outcome.inferred == 1
