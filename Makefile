@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.vsbench-installed
 
-.PHONY: install engine postgres demo test lint bench clean
+.PHONY: install engine postgres browser demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ engine:
 postgres:
 	containers/postgres.sh >/dev/null
 
-# VSBENCH_REQUIRE_DOCKER/POSTGRES=1: a container or PostgreSQL test fails (never skips) when its server is missing
-test: install lint engine postgres
-	VSBENCH_REQUIRE_DOCKER=1 VSBENCH_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
+# a headless Chromium for the published-site test: installed from Debian when missing
+browser:
+	containers/chromium.sh >/dev/null
+
+# VSBENCH_REQUIRE_*=1: a container, PostgreSQL or browser test fails (never skips) when its server is missing
+test: install lint engine postgres browser
+	VSBENCH_REQUIRE_DOCKER=1 VSBENCH_REQUIRE_POSTGRES=1 VSBENCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-columns=mean,stddev,rounds

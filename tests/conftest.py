@@ -18,5 +18,6 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+from browser_support import browser  # noqa: E402,F401  (fixture: headless Chromium through Selenium)
 from docker_support import base_image, docker_client  # noqa: E402,F401  (fixtures for the container tests)
 from pg_support import db_url  # noqa: E402,F401  (fixture: an empty SQLite file or PostgreSQL schema)

@@ -1,0 +1,173 @@
+"""``vsbench leaderboard publish BENCH --out SITE/``: a static leaderboard site a challenge can host as is.
+
+Per split of the benchmark: the ranked table with bootstrap rank intervals and the policy and tie rule stated;
+metric-vs-z-deviation curves per submission; the rank-stability blob plot; on the Adipocyte task the pixel-MAE
+vs CellProfiler-MAE trade-off; example panels (input, ground truth, each submission's prediction); the
+provenance of every entry; CSV and JSON exports of every table. Plain HTML (Jinja2), no script.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vsbench.leaderboard import figures
+from vsbench.leaderboard.data import Entry
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass
+class SplitBoard:
+    """Everything a split's section shows. ``board``: one row per submission in rank order, columns ``rank``,
+    ``submission``, ``version``, ``score`` and optionally ``rank_low``, ``rank_high``, ``n_cases``;
+    ``samples``: bootstrap ranks (``submission``, ``rank``), or None; ``policy``/``stability``: one sentence
+    each, shown above the table; ``table``: the per-case table (:func:`vsbench.leaderboard.data.case_table`)."""
+
+    split: str
+    board: pd.DataFrame
+    policy: str
+    stability: str
+    table: pd.DataFrame
+    entries: list[Entry]
+    samples: pd.DataFrame | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def _fmt(value) -> tuple[str, bool]:
+    if isinstance(value, (float, np.floating)):
+        return ("–" if not np.isfinite(value) else f"{value:.4g}"), True
+    if isinstance(value, (int, np.integer)):
+        return str(int(value)), True
+    return str(value), False
+
+
+def _example_panels(task: str, board: SplitBoard, folder: Path) -> tuple[str | None, list[dict]]:
+    """Input, ground truth and each submission's prediction for one case (nucleus / nuclei)."""
+    from vsbench.harness.split import Split
+
+    if not board.entries:
+        return None, []
+    split = Split(board.entries[0].run["split_path"])
+    panels: list[tuple[str, np.ndarray]] = []
+    try:
+        if task == "lmc":
+            from vsbench.harness.omeio import read_plane
+            from vsbench.harness.predict import prediction_path
+
+            case = next((c for c in split.cases() if "nucleus" in split.organelles(c)), None)
+            if case is None:
+                return None, []
+            panels.append(("input", read_plane(split.input_path(case))[0]))
+            panels.append(("ground truth (nucleus)", read_plane(split.target_path(case, "nucleus"))[0]))
+            name = case.name
+            for entry in board.entries:
+                path = prediction_path(Path(entry.run["predictions_path"]), "nucleus", case.name)
+                if path.is_file():
+                    panels.append((f"{entry.submission} (prediction)", read_plane(path)[0]))
+        else:
+            from vsbench.harness.adipocyte_split import adipocyte_sets, read_uint16_plane
+            from vsbench.harness.predict_adipocyte import prediction_path
+
+            aset = adipocyte_sets(split)[0]
+            name = aset.key
+            panels.append(("input (Z04)", read_uint16_plane(split.inputs_dir / aset.inputs[3])))
+            if "nuclei" in aset.targets:
+                truth = read_uint16_plane(split.ground_truth_dir / aset.targets["nuclei"])
+                panels.append(("ground truth (nuclei)", truth))
+            for entry in board.entries:
+                path = prediction_path(Path(entry.run["predictions_path"]), "nuclei", aset)
+                if path.is_file():
+                    panels.append((f"{entry.submission} (prediction)", read_uint16_plane(path)))
+    except (OSError, ValueError, StopIteration):
+        return None, []
+    out = []
+    for i, (label, image) in enumerate(panels):
+        target = folder / f"panel-{i:02d}-{_slug(label)}.png"
+        figures.image_panel(np.squeeze(image), target)
+        out.append({"label": label, "src": f"{folder.name}/{target.name}"})
+    return name, out
+
+
+def _provenance(entry: Entry) -> dict:
+    run, score = entry.run, entry.score
+    hw = run.get("hardware") or {}
+    identity = run.get("image_digest") or (f"checkpoint {run['checkpoint_hash'][:16]}" if run.get("checkpoint_hash")
+                                           else run.get("image_ref") or "–")
+    return {"submission": entry.submission, "version": entry.version, "identity": identity,
+            "runtime": f"{run.get('runtime')}{'' if run.get('sandboxed') else ' (not sandboxed)'}",
+            "split_hash": (run.get("split_hash") or "")[:16], "evaluator": f"{score.get('evaluator_version')}",
+            "vsbench": run.get("vsbench_version"),
+            "hardware": ", ".join(str(x) for x in (hw.get("cpu"), hw.get("gpu") or "no GPU") if x),
+            "run_key": entry.run_key[:12], "score_key": entry.score_key[:12]}
+
+
+def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard], metrics: list[str],
+                 database: str = "") -> Path:
+    """Write the site into ``out`` (created; files there with the same names are replaced); returns
+    ``out/index.html``."""
+    import jinja2
+
+    from vsbench.harness import __version__
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections, everything = [], []
+    for board in boards:
+        folder = out / f"split-{_slug(board.split)}"
+        folder.mkdir(exist_ok=True)
+        rel = folder.name
+        b = board.board.reset_index(drop=True)
+        b.to_csv(folder / "board.csv", index=False)
+        (folder / "board.json").write_text(b.to_json(orient="records", indent=1))
+        board.table.to_csv(folder / "cases.csv", index=False)
+        order = list(b["submission"])
+        figs = [{"src": f"{rel}/z_deviation.png", "alt": "metric against z-deviation per submission",
+                 "caption": "Mean over cases against the z-deviation (planes between the input and best focus), "
+                            "one panel per " + ("organelle" if task == "lmc" else "magnification") + " and metric."}]
+        figures.z_deviation_curves(board.table, order, folder / "z_deviation.png", metrics)
+        if board.samples is not None and not board.samples.empty:
+            ranks = dict(zip(b["submission"], b["rank"], strict=True))
+            figures.rank_blobs(board.samples, order, ranks, folder / "rank_stability.png")
+            figs.append({"src": f"{rel}/rank_stability.png", "alt": "rank stability blob plot",
+                         "caption": "Rank stability: how often each submission took each rank over bootstrap "
+                                    "resamples of the cases (blob area); x marks the reported rank."})
+        if task == "adipocyte":
+            t = board.table[board.table["metric"].isin(["pixel_mae", "feature_mae"])]
+            points = t.pivot_table(index="submission", columns="metric", values="value", aggfunc="mean")
+            points = points.reindex(order).reset_index()
+            figures.tradeoff(points, folder / "tradeoff.png")
+            figs.append({"src": f"{rel}/tradeoff.png", "alt": "pixel MAE against CellProfiler feature MAE",
+                         "caption": "Pixel MAE against CellProfiler-feature MAE per submission (lower-left is "
+                                    "better on both)."})
+        panel_case, panels = _example_panels(task, board, folder)
+        header = list(b.columns)
+        rows = [{"submission": r["submission"], "cells": [dict(zip(("text", "num"), _fmt(r[h]), strict=True))
+                                                          for h in header]} for _, r in b.iterrows()]
+        provenance = [_provenance(e) for e in board.entries]
+        (folder / "provenance.json").write_text(json.dumps(provenance, indent=1, default=str))
+        sections.append({"split": board.split, "policy": board.policy, "stability": board.stability,
+                         "header": header, "rows": rows, "figures": figs, "panels": panels,
+                         "panel_case": panel_case, "provenance": provenance, "board_csv": f"{rel}/board.csv",
+                         "board_json": f"{rel}/board.json", "cases_csv": f"{rel}/cases.csv"})
+        everything += [{"split": board.split, **r} for r in b.to_dict(orient="records")]
+    (out / "leaderboard.json").write_text(json.dumps(everything, indent=1, default=str))
+    pd.DataFrame(everything).to_csv(out / "leaderboard.csv", index=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    html = env.get_template("index.html").render(
+        title=title, task=task, sections=sections, version=__version__, database=database,
+        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        downloads=[("leaderboard.csv", "leaderboard.csv"), ("leaderboard.json", "leaderboard.json")])
+    index = out / "index.html"
+    index.write_text(html)
+    return index
