@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from vsbench.harness import __version__
+from vsbench.harness.cli_compare import add_compare
 from vsbench.harness.cli_containers import add_containers
 from vsbench.harness.cli_model import _add_model_export
 from vsbench.harness.cli_runs import add_runs
@@ -372,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     add_containers(sub)
     add_runs(sub)
+    add_compare(sub)
 
     demo = sub.add_parser(
         "demo", help="the whole flow on synthetic data: both tasks, both solutions, the baselines; scored, stored",
