@@ -100,7 +100,7 @@ class Submission(_Strict):
 
 
 class RankingSpec(_Strict):
-    policy: Literal["mean-rank", "median-rank", "absolute"] = "mean-rank"
+    policy: Literal["mean-rank", "median-rank", "absolute", "lmc", "adipocyte"] = "mean-rank"
     metrics: list[str] = Field(default_factory=list)
 
 

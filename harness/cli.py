@@ -15,6 +15,7 @@ from pathlib import Path
 from vsbench.harness import __version__
 from vsbench.harness.cli_compare import add_compare
 from vsbench.harness.cli_containers import add_containers
+from vsbench.harness.cli_leaderboard import add_leaderboard
 from vsbench.harness.cli_model import _add_model_export
 from vsbench.harness.cli_runs import add_runs
 
@@ -374,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_containers(sub)
     add_runs(sub)
     add_compare(sub)
+    add_leaderboard(sub)
 
     demo = sub.add_parser(
         "demo", help="the whole flow on synthetic data: both tasks, both solutions, the baselines; scored, stored",

@@ -30,6 +30,9 @@ def z_deviation_curves(table: pd.DataFrame, order: list[str], path: Path, metric
         for c, group in enumerate(groups):
             ax = axes[r][c]
             cell = table[(table["metric"] == metric) & (table["group"] == group)]
+            if cell["value"].notna().sum() == 0:  # e.g. actin has no MAE on Light My Cells
+                ax.axis("off")
+                continue
             for i, name in enumerate(order):
                 line = cell[cell["submission"] == name].groupby("z_deviation")["value"].mean()
                 if not line.empty:
@@ -40,8 +43,14 @@ def z_deviation_curves(table: pd.DataFrame, order: list[str], path: Path, metric
                 ax.set_xlabel("z-deviation (planes from focus)")
             if c == 0:
                 ax.set_ylabel(metric)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    seen: dict[str, object] = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    labels = [name for name in order if name in seen]
+    if labels:
+        fig.legend([seen[n] for n in labels], labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+                   frameon=False)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(labels) // 4), 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)

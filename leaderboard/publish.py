@@ -171,3 +171,44 @@ def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard
     index = out / "index.html"
     index.write_text(html)
     return index
+
+
+def build_boards(bench, store, policy: str, decimals: int | None = None, bootstrap: int = 1000,
+                 seed: int = 0) -> list[SplitBoard]:
+    """Rank every split of ``bench`` from ``store`` and bootstrap its cases: one :class:`SplitBoard` per split."""
+    from vsbench.leaderboard.data import board_entries, case_table
+    from vsbench.leaderboard.ranking import rank
+    from vsbench.leaderboard.stability import bootstrap_ranks
+
+    metrics = list(bench.ranking.metrics) or None
+    entries = board_entries(store, bench.name)
+    table = case_table(entries, bench.metric_set)
+    board = rank(table, policy, metrics, decimals)
+    stab = bootstrap_ranks(table, policy, bootstrap, seed, metrics, decimals) if bootstrap > 0 else None
+    sections = []
+    for split in sorted(board.table["split"].unique()):
+        rows = board.table[board.table["split"] == split].sort_values(["rank", "submission"])
+        cols = ["rank", "submission", "version", "score", "n_cases"]
+        shown = rows[cols].copy()
+        samples = None
+        stability = "no bootstrap"
+        if stab is not None:
+            summary = stab.summary[stab.summary["split"] == split].set_index(["submission", "version"])
+            keys = list(zip(shown["submission"], shown["version"], strict=True))
+            shown["rank_95_low"] = [summary.loc[k, "rank_lo"] for k in keys]
+            shown["rank_95_high"] = [summary.loc[k, "rank_hi"] for k in keys]
+            shown["p_first"] = [summary.loc[k, "p_first"] for k in keys]
+            ranks = stab.ranks[split]
+            names = [p[0] for p in stab.participants[split]]
+            samples = pd.DataFrame({"submission": np.repeat([names], ranks.shape[0], axis=0).ravel(),
+                                    "rank": ranks.ravel()})
+            tau = stab.tau.get(split, {})
+            stability = (f"{stab.n} bootstrap resamples of the cases (seed {stab.seed}, the same draw for every "
+                         f"submission); rank_95_low/high: 2.5 and 97.5 % of each submission's bootstrap ranks; "
+                         f"Kendall's tau between the bootstrap rankings and this one: mean {tau.get('mean', 0):.3f} "
+                         f"[{tau.get('lo', 0):.3f}, {tau.get('hi', 0):.3f}]")
+        policy_text = (f"{board.policy}: {board.definition}; score: {board.direction}. Ties: {board.ties}.")
+        split_entries = [e for e in entries if e.split == split]
+        sections.append(SplitBoard(split, shown, policy_text, stability, table[table["split"] == split],
+                                   split_entries, samples))
+    return sections
