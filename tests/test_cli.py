@@ -74,6 +74,8 @@ def test_demo(tmp_path, capsys, monkeypatch):
     assert "vqgan-lmc-tiny: organelle x metric x z-deviation" in text and "filterbank" in text
     assert "Adipocyte, adipocyte-patchgan-tiny: the organisers' score" in text and "results: sqlite:///" in text
     assert (out / "z_deviation.png").stat().st_size > 10_000
+    for task in ("lmc", "adipocyte"):
+        assert (out / "site" / task / "index.html").is_file() and f"site/{task}/index.html" in text
     lmc = ("vqgan-lmc-tiny", "input", "inverted", "blurred", "train-mean", "filterbank", "tiny-unet")
     adipocyte = ("adipocyte-patchgan-tiny", "adipocyte-train-median", "adipocyte-ridge")
     for task, names in (("lmc", lmc), ("adipocyte", adipocyte)):

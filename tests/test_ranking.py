@@ -177,3 +177,10 @@ def test_leaderboard_show_on_a_stored_benchmark(tmp_path, capsys):
     assert "rounding to 4 decimals" in doc["ties"]
     rc, out = _show([str(path), "--policy", "mean-rank", "--bootstrap", "20"], capsys)
     assert rc == 0 and "policy: mean-rank" in out.out and "ties:" in out.out and "inverted" in out.out
+
+
+def test_the_cli_lists_the_same_policies():
+    from vsbench.harness import cli_leaderboard
+    from vsbench.leaderboard import ranking
+
+    assert tuple(cli_leaderboard.POLICIES) == tuple(ranking.POLICIES)
