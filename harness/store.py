@@ -25,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 __all__ = ["ResultStore", "StoreError", "flatten_metrics", "score_from_metrics", "upgrade", "default_url",
            "HEAD_REVISION", "RUN_STATUSES", "CASE_STATUSES"]
@@ -309,7 +311,14 @@ def _sqlite_on_connect(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA busy_timeout = 60000")  # first: switching to WAL may wait for a lock
-        cursor.execute("PRAGMA journal_mode = WAL")
+        for attempt in range(100):  # two processes converting a new file to WAL at once: one may get SQLITE_BUSY
+            try:                    # at once, without the busy handler; it retries
+                cursor.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise
+                time.sleep(0.05 + 0.01 * attempt)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
@@ -357,6 +366,20 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(vsbench_write=True)
         with conn.begin():
             yield conn
+
+
+def _migrate_retrying(engine: Engine, shown: str, postgres: bool) -> str:
+    """:func:`_migrate`, retried for a while when SQLite reports the database locked (lock upgrades that the
+    busy handler cannot wait for, e.g. two processes opening a new store at the same instant)."""
+    for attempt in range(20):
+        try:
+            return _migrate(engine, shown)
+        except OperationalError as exc:
+            if postgres or "locked" not in str(exc) or attempt == 19:
+                raise
+            engine.dispose()
+            time.sleep(0.1 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _migrate(engine: Engine, shown: str, revision: str = "head") -> str:
@@ -460,7 +483,7 @@ class ResultStore:
         self._engine = _make_engine(parsed)
         self._postgres = parsed.get_backend_name() == "postgresql"
         try:
-            self.schema_revision = _migrate(self._engine, self._shown)
+            self.schema_revision = _migrate_retrying(self._engine, self._shown, self._postgres)
         except SQLAlchemyError as exc:
             self._engine.dispose()
             raise StoreError(f"results store {self._shown}: {_one_line(exc)}") from None
