@@ -413,9 +413,9 @@ def _case_results(run: ContainerRun, ingested: list[CaseResult], info: ImageInfo
     for result in ingested:
         durations = {k: round(v / share, 4) for k, v in run.durations.items()} | result.durations
         status, reason = result.status, result.reason
-        if status != SUCCEEDED and run.status not in (SUCCEEDED,):
+        if status != SUCCEEDED and run.status != SUCCEEDED:
             missing = reason is not None and reason.startswith("missing ")
-            status = run.status if run.status != SUCCEEDED else status
+            status = run.status
             reason = run.reason if missing or reason is None else f"{run.reason} ({reason})"
         results.append(CaseResult(result.case, status, reason, run.exit_code, durations, run.stdout, run.stderr,
                                   image_digest=info.id))

@@ -298,7 +298,7 @@ def _merge_retry(final: Path, partial: Path, retried: dict) -> dict:
     return record
 
 
-def _run_row(bench: Benchmark, item, record: dict, times: dict, hw: dict) -> dict:
+def _run_row(bench: Benchmark, item: _Item, record: dict, times: dict, hw: dict) -> dict:
     resolved, split_spec, split, run_key, final = item.res, item.spec, item.split, item.key, item.final
     cases = record["cases"]
     n_ok = sum(c["status"] == "succeeded" for c in cases)
@@ -314,7 +314,7 @@ def _run_row(bench: Benchmark, item, record: dict, times: dict, hw: dict) -> dic
         "status": "complete", "started_at": _utc(times.get("started")), "finished_at": _utc(times.get("finished")),
         "duration_s": (times["finished"] - times["started"]) if times.get("started") else None,
         "n_cases": len(cases), "n_succeeded": n_ok, "n_failed": len(cases) - n_ok,
-        "predictions_path": str(final), "predictions_hash": _predictions_hash(final),
+        "predictions_path": str(final), "predictions_hash": item.predictions_hash(),
         "run_record_path": str(final / RUN_RECORD), "logs_path": str(final / "logs"),
     }
 
@@ -341,6 +341,13 @@ class _Item:
     final: Path
     job: dict
     score_key: str | None = None
+    _hash: str | None = field(default=None, repr=False)
+
+    def predictions_hash(self, fresh: bool = False) -> str:
+        """The content hash of the final predictions folder: computed once, again with ``fresh`` (it changed)."""
+        if fresh or self._hash is None:
+            self._hash = _predictions_hash(self.final)
+        return self._hash
 
     @property
     def label(self) -> str:
@@ -403,7 +410,7 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
         if (item.final / RUN_RECORD).is_file():
             record = json.loads((item.final / RUN_RECORD).read_text())
             stored = store.get_run(item.key)
-            if stored is None or stored.get("predictions_hash") != _predictions_hash(item.final):
+            if stored is None or stored.get("predictions_hash") != item.predictions_hash():
                 store.upsert_run(_run_row(bench, item, record, {}, hw))
                 store.replace_cases(item.key, _case_rows(record))
             failed = [c["case"] for c in record["cases"] if c["status"] != "succeeded"]
@@ -437,6 +444,7 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
             else:
                 _finalize(partial, item.final)
                 record = json.loads((item.final / RUN_RECORD).read_text())
+            item.predictions_hash(fresh=True)
             store.upsert_run(_run_row(bench, item, record, result, hw))
             store.replace_cases(item.key, _case_rows(record))
             outcome.inferred += 1
@@ -455,7 +463,7 @@ def _score(bench: Benchmark, items: list[_Item], store, dask, workspace: Path, o
     for item in items:
         if not (item.final / RUN_RECORD).is_file():
             continue
-        item.score_key = sha256_json({"run": item.key, "predictions": _predictions_hash(item.final), **evaluator})
+        item.score_key = sha256_json({"run": item.key, "predictions": item.predictions_hash(), **evaluator})
         metrics_path = workspace / SCORES / item.score_key / "metrics.json"
         if store.get_score(item.score_key) is not None:
             outcome.reused_scores += 1
