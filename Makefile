@@ -38,8 +38,9 @@ browser:
 test: install lint engine postgres browser
 	VSBENCH_REQUIRE_DOCKER=1 VSBENCH_REQUIRE_POSTGRES=1 VSBENCH_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
+# the benchmarks at their full sizes (make test runs the same checks at smoke sizes: tests/benchmarks/sizes.py)
 bench: install
-	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-columns=mean,stddev,rounds
+	VSBENCH_BENCH=full $(BIN)/python -m pytest -q tests/benchmarks --benchmark-columns=mean,stddev,rounds
 
 clean:
 	rm -rf demo-output .pytest_cache .ruff_cache .hypothesis .benchmarks

@@ -1,10 +1,12 @@
 """Per-case harness overhead of the sandboxed runtime: one container run for all 32 cases (a labelled vsbench
-image, batch) versus one run per case (grand-challenge style), same image, same split.
+image, batch) versus one run per case (grand-challenge style), same image, same split (4 cases of 64x64 at the
+smoke size of ``make test``, both strategies still; ``sizes.py``).
 
 The image is the grand-challenge-template LMC algorithm (``containers/gc-template-lmc/``: numpy + tifffile, a
 cheap model), so what is timed is the harness: staging, container create/start/stop under the sandbox options,
 the model's process start-up (python + numpy import) and ingestion. ``fast`` is the batch run, ``reference``
-the run per case. Nothing asserts on time. Run: ``pytest tests/benchmarks/test_bench_containers.py``.
+the run per case. Nothing asserts on time.
+Run: ``VSBENCH_BENCH=full pytest tests/benchmarks/test_bench_containers.py`` (``make bench`` runs them all).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import pytest
 from container_images import build_gc_template
 from docker_support import labelled_image
+from sizes import pick
 
 from vsbench.harness.contract import LABEL_BATCH, LABEL_CONTRACT_VERSION, LABEL_TASK
 from vsbench.harness.docker_runtime import Limits, run_image
@@ -20,10 +23,12 @@ from vsbench.harness.split import Split
 from speedup import report_speedup
 from splitfactory import make_split
 
-N_CASES = 32
-SHAPE = (256, 256)
+N_FIELDS, N_SLICES = pick((8, 4), (2, 2))
+N_CASES = N_FIELDS * N_SLICES  # 32; smoke: 4
+SHAPE = pick((256, 256), (64, 64))
 GROUP = f"containers-{N_CASES}-cases-{SHAPE[0]}x{SHAPE[1]}"
-FIELDS = [(i, ("BF", "PC", "DIC", "BF")[i % 4], ("nucleus", "actin"), [(z, 2) for z in range(4)]) for i in range(8)]
+FIELDS = [(i, ("BF", "PC", "DIC", "BF")[i % 4], ("nucleus", "actin"), [(z, 2) for z in range(N_SLICES)])
+          for i in range(N_FIELDS)]
 LIMITS = Limits(time_s=300, memory_bytes=1 << 30)
 
 _MEANS: dict[str, float] = {}

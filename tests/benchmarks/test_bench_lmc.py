@@ -1,13 +1,13 @@
 """Speed of the fused LMC metrics against the straightforward reference composition.
 
-One realistic 2048x2048 uint16 pair (smooth cell-like structures plus noise, fixed seed), all five
-metrics, on one core: numba kernels are single threaded, and BLAS (used by the reference's
-sklearn distances) is limited to one thread with threadpoolctl around both timings.
+One realistic 2048x2048 uint16 pair (smooth cell-like structures plus noise, fixed seed; 256x256 at the smoke
+size of ``make test``, ``sizes.py``), all five metrics, on one core: numba kernels are single threaded, and BLAS
+(used by the reference's sklearn distances) is limited to one thread with threadpoolctl around both timings.
 
 Nothing here asserts on time. The values must agree (a correctness check); the speed ratio
 ``reference mean / fast mean`` is printed by the last test and stored in the fast benchmark's
 ``extra_info["speedup_vs_reference"]`` (visible in ``--benchmark-json`` / ``--benchmark-save``).
-Run: ``pytest tests/benchmarks -q`` (about 15 s).
+Run: ``VSBENCH_BENCH=full pytest tests/benchmarks/test_bench_lmc.py -q`` (about 15 s; ``make bench`` runs them all).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
+from sizes import pick
 from threadpoolctl import threadpool_limits
 
 from vsbench.metrics.lmc import ALL_METRICS, image_metrics
@@ -22,7 +23,7 @@ from vsbench.metrics.lmc import ALL_METRICS, image_metrics
 from lmc_reference import reference_metrics
 from speedup import report_speedup
 
-SIZE = 2048
+SIZE = pick(2048, 256)
 SEED = 20240527
 
 # filled by the two benchmarks, read by test_speedup_vs_reference (tests run in file order)
@@ -36,7 +37,8 @@ def _realistic_pair(size: int = SIZE, seed: int = SEED) -> tuple[np.ndarray, np.
     prediction that is a blurred, rescaled, differently noisy version of the same structures."""
     rng = np.random.default_rng(seed)
     seeds = np.zeros((size, size), np.float32)
-    seeds[rng.integers(0, size, 400), rng.integers(0, size, 400)] = 1.0
+    n_blobs = max(8, round(400 * (size / 2048) ** 2))  # 400 at 2048: the same density at every size
+    seeds[rng.integers(0, size, n_blobs), rng.integers(0, size, n_blobs)] = 1.0
     blobs = ndimage.gaussian_filter(seeds, 14.0)
     blobs /= blobs.max()
     texture = ndimage.gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), 2.5)
@@ -64,7 +66,7 @@ def _check_agree(fast: dict, ref: dict) -> None:
         np.testing.assert_allclose(fast[name], ref[name], rtol=1e-9, atol=0, err_msg=name)
 
 
-@pytest.mark.benchmark(group="lmc-2048x2048-uint16")
+@pytest.mark.benchmark(group=f"lmc-{SIZE}x{SIZE}-uint16")
 def test_bench_reference(benchmark, pair):
     gt, pred = pair
     with threadpool_limits(limits=1):
@@ -75,7 +77,7 @@ def test_bench_reference(benchmark, pair):
         _MINS["reference"] = benchmark.stats.stats.min
 
 
-@pytest.mark.benchmark(group="lmc-2048x2048-uint16")
+@pytest.mark.benchmark(group=f"lmc-{SIZE}x{SIZE}-uint16")
 def test_bench_fast(benchmark, pair):
     gt, pred = pair
     with threadpool_limits(limits=1):

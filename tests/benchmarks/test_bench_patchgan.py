@@ -5,8 +5,10 @@ the Soft Matter Lab code does for full frames (adipocyte.md §2.2, ``PadToMultip
 back, cast to uint16. The paper-size network (breadth 32, depth 5; 8,784,073 weights) with its
 initial weights: the cost does not depend on their values. The report's figure for comparison is
 0.27-0.39 s per image on an A100 (adipocyte.md §3.5). Nothing asserts on time; peak memory is about
-10 GB. On a machine with CUDA the same inference is also timed on the GPU (5 rounds after a warm-up). Run:
-``pytest tests/benchmarks/test_bench_patchgan.py -q``.
+10 GB. On a machine with CUDA the same inference is also timed on the GPU (5 rounds after a warm-up).
+That is the size of ``make bench`` (``VSBENCH_BENCH=full``); the smoke size of ``make test`` (``sizes.py``) runs the
+same paper-size network on a 138 x 186 set, padded by the same amounts (to 160 x 192) and cropped back.
+Run: ``VSBENCH_BENCH=full pytest tests/benchmarks/test_bench_patchgan.py -q``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sizes import SLOW_IN_FULL, pick
 
 from vsbench.algorithms.patchgan.networks import PatchGANGenerator, count_parameters
 
-SHAPE = (2154, 2554)
+SHAPE = pick((2154, 2554), (138, 186))  # smoke: 4 x 32 + 10 by 5 x 32 + 26, padded as the full size is
 MULTIPLE = 32
+
+pytestmark = SLOW_IN_FULL
 
 
 def _infer(generator: torch.nn.Module, planes: np.ndarray, device: str) -> np.ndarray:
@@ -35,12 +40,12 @@ def _infer(generator: torch.nn.Module, planes: np.ndarray, device: str) -> np.nd
 DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]  # the GPU figure where there is one
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_full_size_inference(benchmark, device):
     torch.manual_seed(0)
     generator = PatchGANGenerator().eval().to(device)
     assert count_parameters(generator) == 8_784_073
+    assert [-s % MULTIPLE for s in SHAPE] == [22, 6]  # the padding of 2154 x 2554, at every size
     planes = np.random.default_rng(0).integers(1500, 4000, (7, *SHAPE), dtype=np.uint16)
     if device == "cuda":
         _infer(generator, planes, device)  # warm-up: cuDNN autotuning and allocation
