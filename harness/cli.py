@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from vsbench.harness import __version__
+from vsbench.harness.cli_args import non_negative_int, positive_float, positive_int
 from vsbench.harness.cli_compare import add_compare
 from vsbench.harness.cli_containers import add_containers
 from vsbench.harness.cli_leaderboard import add_leaderboard
-from vsbench.harness.cli_model import _add_model_export
+from vsbench.harness.cli_model import _add_model_export, _add_model_path, missing_weights
 from vsbench.harness.cli_runs import add_runs
 
 # vsbench.algorithms.patchgan.config.CONFIGS, listed here so that building the parser does not import torch
 PATCHGAN_CONFIGS = ["paper-20x", "paper-40x", "paper-60x", "tiny", "paper-lmc", "lmc-tiny"]
 VQGAN_CONFIGS = ["paper", "tiny"]  # vsbench.algorithms.vqgan.config.CONFIGS
+MODEL_CONFIGS = list(dict.fromkeys([*PATCHGAN_CONFIGS, *VQGAN_CONFIGS]))  # --config choices, each once ("tiny")
 ORGANELLE_CHOICES = ["nucleus", "mitochondria", "tubulin", "actin"]  # vsbench.algorithms.base.ORGANELLES
 ADIPOCYTE_CHANNELS = ["nuclei", "lipids", "cytoplasm"]  # vsbench.algorithms.adipocyte_base.CHANNELS
 
@@ -50,11 +54,12 @@ def _add_synth_lmc(sub) -> None:
         "their organelles in fluorescence (ground truth). Deterministic for a seed.",
     )
     p.add_argument("out", type=Path, help="folder to create (holds train/ and test/)")
-    p.add_argument("--fovs", type=int, default=6, help="fields of view in the test split (default 6)")
-    p.add_argument("--train-fovs", type=int, default=None, help="fields of view in the train split (default: --fovs)")
-    p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument("--fovs", type=positive_int, default=6, help="fields of view in the test split (default 6)")
+    p.add_argument("--train-fovs", type=positive_int, default=None,
+                   help="fields of view in the train split (default: --fovs)")
+    p.add_argument("--size", type=positive_int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--max-deviation", type=int, default=5,
+    p.add_argument("--max-deviation", type=non_negative_int, default=5,
                    help="test slices per field are 0..N planes from best focus (default 5)")
     p.set_defaults(func=_cmd_synth_lmc)
 
@@ -77,10 +82,11 @@ def _add_synth_adipocyte(sub) -> None:
     )
     p.add_argument("out", type=Path, help="split folder to create")
     p.add_argument("--magnification", choices=["20x", "40x", "60x"], default="20x")
-    p.add_argument("--sets", type=int, default=2, help="image sets (well x site) (default 2)")
+    p.add_argument("--sets", type=positive_int, default=2, help="image sets (well x site) (default 2)")
     p.add_argument("--size", type=_size, default=(256, 256), help="HxW in pixels (default 256x256; real: 2154x2554)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-shift", type=int, default=3, help="largest z-deviation d of the input window (default 3)")
+    p.add_argument("--max-shift", type=non_negative_int, default=3,
+                   help="largest z-deviation d of the input window (default 3)")
     p.set_defaults(func=_cmd_synth_adipocyte)
 
 
@@ -144,12 +150,12 @@ def _add_align(sub) -> None:
     )
     p.add_argument("split", type=Path, help="adipocyte split with ground_truth/ (the lipid images, C02)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of the tables")
-    p.add_argument("--patch", type=int, default=256, help="patch side in pixels (default 256)")
+    p.add_argument("--patch", type=positive_int, default=256, help="patch side in pixels (default 256)")
     p.add_argument("--registration", type=_registration, default="dz", metavar="{dz,focus,1..7}",
                    help="brightfield image to correlate: dz = Z(f+1) - Z(f-1) around the in-focus plane "
                    "f = Z(4 - z_shift) (default), focus = plane f, or a plane number")
-    p.add_argument("--max-iterations", type=int, default=6, help="rounds of apply-and-remeasure (default 6)")
-    p.add_argument("--tolerance", type=float, default=0.02,
+    p.add_argument("--max-iterations", type=positive_int, default=6, help="rounds of apply-and-remeasure (default 6)")
+    p.add_argument("--tolerance", type=positive_float, default=0.02,
                    help="stop when the residual affine moves no pixel by more than this (default 0.02 px)")
     p.add_argument("--no-scale", action="store_true", help="keep M = 1 (fit offsets only)")
     p.set_defaults(func=_cmd_align_estimate)
@@ -174,17 +180,18 @@ def _add_train(sub) -> None:
                    help="vqgan: the target of the specialist to train, one model per target: an LMC organelle, or "
                    "an adipocyte channel (nuclei, lipids, cytoplasm; input: brightfield planes Z02, Z04, Z06)")
     p.add_argument("--split", type=Path, required=True, help="training split (with ground truth)")
-    p.add_argument("--config", choices=[*PATCHGAN_CONFIGS, *VQGAN_CONFIGS],
+    p.add_argument("--config", choices=MODEL_CONFIGS,
                    help="configuration (patchgan: default tiny, or lmc-tiny for --task lmc; vqgan: tiny or paper; "
                    "paper* are for GPU machines)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (resumed if it holds one)")
-    p.add_argument("--steps", type=int,
+    p.add_argument("--steps", type=positive_int,
                    help="updates in all, resumed ones included (default 2500 patchgan, 1500 vqgan)")
-    p.add_argument("--steps-per-epoch", type=int, default=100, help="updates per checkpoint and CSV row (default 100)")
+    p.add_argument("--steps-per-epoch", type=positive_int, default=100,
+                   help="updates per checkpoint and CSV row (default 100)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--val", type=Path, help="validation split (with ground truth): its pixel MAE on whole images is "
                    "computed after every epoch, shown on the progress bar and written to losses.csv")
-    p.add_argument("--stage2-steps", type=int,
+    p.add_argument("--stage2-steps", type=positive_int,
                    help="updates of each second-stage model (configs with stage 2, e.g. paper-20x; default --steps)")
     p.add_argument("--alignment", default="default", choices=["default", "none"],
                    help="adipocyte brightfield alignment: Table 1 site model of the magnification (default) or none")
@@ -255,15 +262,40 @@ def _cmd_train(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error ends like every other error, ``vsbench: error: ...`` with exit status 2, after the usage of
+    the (sub)command it is about. Subparsers are of this class too (``add_subparsers`` uses the parent's)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"vsbench: error: {message}\n")
+
+
+GLOBAL_FLAGS = {"--debug": "show tracebacks instead of one-line errors", "--quiet": "no progress bars"}
+
+
+def _global_flags_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Let ``--quiet`` and ``--debug`` come after any subcommand too: every subparser takes them, with default
+    SUPPRESS, so that one given before the subcommand is not reset by the subparser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                for flag, text in GLOBAL_FLAGS.items():
+                    if flag not in sub._option_string_actions:
+                        sub.add_argument(flag, action="store_true", default=argparse.SUPPRESS,
+                                         help=f"{text} (also before the command)")
+                _global_flags_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vsbench",
         description="Benchmark and evaluation harness for virtual staining (label-free -> fluorescence).",
         epilog="Start with 'vsbench demo'. Each command has its own --help.",
     )
     parser.add_argument("--version", action="version", version=f"vsbench {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    for flag, text in GLOBAL_FLAGS.items():
+        parser.add_argument(flag, action="store_true", help=f"{text} (also after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     data = sub.add_parser("data", help="create, import and check held-out splits",
@@ -298,13 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
         "discriminator); paper (58,088,415 parameters) and tiny. 'total' counts every network the config trains.",
     )
     info.add_argument("model", choices=["patchgan", "vqgan"], help="model family")
-    info.add_argument("--config", choices=[*PATCHGAN_CONFIGS, *VQGAN_CONFIGS],
+    info.add_argument("--config", choices=MODEL_CONFIGS,
                       help="configuration (default paper-20x for patchgan, paper for vqgan)")
     info.add_argument("--organelle", default="nucleus", choices=ORGANELLE_CHOICES,
                       help="vqgan: the specialist (default nucleus; disc weight and learning rate differ)")
     info.add_argument("--json", action="store_true", help="print the model card as JSON")
     info.set_defaults(func=_cmd_model_info)
     _add_model_export(model_sub)
+    _add_model_path(model_sub)
 
     pred = sub.add_parser(
         "predict", help="run an in-process algorithm on a split, or on a contract input folder",
@@ -324,8 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     pred.add_argument("--algorithm", help="split mode: algorithm name (or give SOLUTION)")
     pred.add_argument("--train", type=Path, help="training split, for algorithms that learn")
     pred.add_argument("--checkpoint", type=Path,
-                      help="load the model from this folder (written by 'vsbench train') instead of training it; "
-                      "for the deep models (adipocyte-patchgan-tiny, patchgan-lmc-tiny: any config of theirs)")
+                      help="load the model from this folder (written by 'vsbench train' or 'vsbench model export') "
+                      "instead of training it; for the deep models: patchgan-lmc-tiny, adipocyte-patchgan-tiny (any "
+                      "config of theirs), vqgan-lmc-tiny, adipocyte-vqgan-tiny (a root of specialist folders). The "
+                      "committed tiny weights: --checkpoint \"$(vsbench model path vqgan-lmc-tiny)\" (or "
+                      "adipocyte-patchgan-tiny)")
     pred.add_argument("--out", type=Path, help="split mode: prediction folder to write")
     pred.add_argument("--overwrite", action="store_true", help="split mode: recompute every case")
     pred.add_argument("--input", type=Path, help="file mode: contract input folder (images/<socket>/, inputs.json)")
@@ -348,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="prediction folder, one per --split, in the same order")
     ev.add_argument("--out", type=Path, default=Path("metrics.json"), help="JSON to write (default metrics.json)")
     ev.add_argument("--allow-partial", action="store_true", help="exit 0 even if some cases could not be scored")
-    ev.add_argument("--workers", type=int, default=None,
+    ev.add_argument("--workers", type=positive_int, default=None,
                     help="lmc: threads (default up to 4); adipocyte: processes (default: one per core, "
                          "as many as the free memory holds at 1.5 GB each); with --dask: local Dask workers")
     ev.add_argument("--dask", action="store_true", help="score as Dask tasks on a local cluster of --workers "
@@ -382,18 +418,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthesize small Light My Cells and Adipocyte splits; run the two reference solutions (their "
         "committed tiny checkpoints; as sandboxed images when a Docker engine answers) and the baselines through "
         "'vsbench run' on one benchmark file per task (OUT/lmc.yaml, OUT/adipocyte.yaml); score, store in "
-        "OUT/.vsbench/results.db, print the comparisons, and write OUT/<task>/<submission>/metrics.json and "
-        "OUT/z_deviation.png.",
+        "OUT/.vsbench/results.db, print the comparisons, and write OUT/<task>/<submission>/metrics.json, "
+        "OUT/z_deviation.png and the leaderboard site of each task, OUT/site/<task>/index.html (what 'vsbench "
+        "leaderboard publish' writes: open it in a browser, or host the folder as is).",
     )
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (default demo-output)")
-    demo.add_argument("--fovs", type=int, default=6, help="test fields of view (default 6, i.e. 36 cases)")
-    demo.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    demo.add_argument("--fovs", type=positive_int, default=6, help="test fields of view (default 6, i.e. 36 cases)")
+    demo.add_argument("--size", type=positive_int, default=256, help="image side in pixels (default 256)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--images", choices=["auto", "never"], default="auto",
                       help="auto (default): when a Docker engine answers, package the two solutions as images and "
                       "run them in the sandbox; never: run them in-process")
-    demo.add_argument("--workers", type=int, default=2, help="local Dask workers (default 2)")
+    demo.add_argument("--workers", type=positive_int, default=2, help="local Dask workers (default 2)")
     demo.set_defaults(func=_cmd_demo)
+    _global_flags_everywhere(parser)
     return parser
 
 
@@ -554,6 +592,8 @@ def _predictor_and_train(args, split=None):
             raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
     if args.checkpoint is not None and args.train is not None:
         raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
+    if args.checkpoint is None and args.train is None and missing_weights(args.algorithm):
+        raise ValueError(missing_weights(args.algorithm))
     device = getattr(args, "device", "auto")
     if device == "auto":  # the algorithms that take a device pick CUDA when there is one
         return make_algorithm(args.algorithm, checkpoint=args.checkpoint), train
@@ -686,6 +726,29 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _not_metrics(doc: object) -> str | None:
+    """None when ``doc`` has what 'vsbench show' prints (a metrics.json of 'vsbench evaluate'), else what it
+    looks like instead, in a few words."""
+    needed = ("results", "aggregates", "z_deviation", "provenance")
+    if isinstance(doc, dict) and all(key in doc for key in needed):
+        return None
+    expected = f"'vsbench evaluate --out' writes one, an object with {', '.join(needed)}"
+    if not isinstance(doc, dict):
+        return f"it holds a JSON {type(doc).__name__} ({expected})"
+    if "split_hash" in doc and "files" in doc:
+        what = "a split manifest (a split folder's manifest.json)"
+    elif "cases" in doc and ("algorithm" in doc or "image" in doc or "summary" in doc):
+        what = "a prediction run record (run.json)"
+    elif "rules" in doc:
+        what = "a regression policy"
+    elif "verdict" in doc or "checks" in doc:
+        what = "a 'vsbench compare --json' report"
+    else:
+        shown = ", ".join(list(doc)[:6]) + (", ..." if len(doc) > 6 else "")
+        what = f"a JSON object with keys {shown or '(none)'}"
+    return f"it looks like {what} ({expected})"
+
+
 def _cmd_show(args) -> int:
     from vsbench.harness.evaluate import tidy_from_metrics
     from vsbench.harness.report import metrics_table_text
@@ -694,6 +757,9 @@ def _cmd_show(args) -> int:
         metrics = json.loads(Path(args.metrics).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{args.metrics}: not a readable metrics.json ({exc})") from None
+    problem = _not_metrics(metrics)
+    if problem:
+        raise ValueError(f"{args.metrics}: not a metrics.json: {problem}")
     if metrics.get("task") == "adipocyte":
         from vsbench.harness.evaluate_adipocyte import summary_text
 
@@ -725,6 +791,20 @@ def _plain_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``vsbench ARGV``; the exit status. A closed stdout (``vsbench ... | head -1``) ends the command quietly
+    with 141, as a command killed by SIGPIPE (the Python docs' recipe for BrokenPipeError)."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a broken pipe prints "Exception ignored"
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what is still buffered goes nowhere at exit
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.debug:
@@ -734,11 +814,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vsbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if args.debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"vsbench: error: {msg}", file=sys.stderr)
+        # a benchmark file's problems (BenchmarkError.problems) are each one line; anything else prints its first
+        lines = getattr(exc, "problems", None) or [str(exc).splitlines()[0] if str(exc) else type(exc).__name__]
+        for msg in lines:
+            print(f"vsbench: error: {msg}", file=sys.stderr)
         return 2
 
 

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from vsbench.harness.cli_args import positive_float, positive_int
+
 # vsbench.harness.images.DEFAULT_BASE_IMAGE and OFFLINE_BASE_IMAGE (that module imports numpy)
 DEFAULT_BASE_IMAGE = "pytorch/pytorch:2.9.0-cuda12.8-cudnn9-runtime"
 OFFLINE_BASE_IMAGE = "vsbench/base:bookworm"
@@ -120,20 +122,23 @@ def add_containers(sub: argparse._SubParsersAction) -> argparse._SubParsersActio
                      "run per case")
     run.add_argument("--runtime", choices=["docker", "local"], default="docker",
                      help="docker (default, sandboxed) or local (in-process, not sandboxed, no Docker needed)")
-    run.add_argument("--time-limit", type=float, default=1200.0, metavar="S",
+    run.add_argument("--time-limit", type=positive_float, default=1200.0, metavar="S",
                      help="wall-clock seconds per container run, then killed: timed_out (default 1200, as "
                      "grand-challenge's default)")
     run.add_argument("--memory", default="8g", metavar="M", help="memory limit, no swap (e.g. 512m, 8g; "
                      "default 8g); over it: oom")
-    run.add_argument("--cpus", type=float, default=2.0, help="CPU limit (default 2)")
-    run.add_argument("--pids", type=int, default=256, help="process/thread limit (default 256)")
+    run.add_argument("--cpus", type=positive_float, default=2.0, help="CPU limit (default 2)")
+    run.add_argument("--pids", type=positive_int, default=256, help="process/thread limit (default 256)")
     run.add_argument("--output-limit", metavar="M", help="disk /output may use per run (default: every expected "
                      "image at its largest float64 size); over it the container is killed: invalid_output")
     run.add_argument("--gpus", type=int, default=0, metavar="N",
                      help="GPUs to give (-1 all; default 0; needs the NVIDIA container toolkit)")
     run.add_argument("--cases", nargs="+", metavar="CASE", help="only these cases (LMC input file names, "
                      "adipocyte set keys)")
-    run.add_argument("--checkpoint", type=Path, help="--runtime local: the solution's checkpoint")
+    run.add_argument("--checkpoint", type=Path, help="--runtime local: the solution's checkpoint (the committed ones: "
+                     "\"$(vsbench model path NAME)\")")
+    run.add_argument("--train", type=Path, metavar="SPLIT",
+                     help="--runtime local: training split of a solution that learns (see 'vsbench algorithms')")
     run.add_argument("--overwrite", action="store_true", help="replace predictions, logs and run.json in "
                      "--predictions")
     run.add_argument("--json", action="store_true", help="print run.json instead of the summary")
@@ -150,11 +155,18 @@ def _cmd_run(args) -> int:
 
         if args.contract == "grand-challenge":
             raise ValueError("--runtime local runs a solution in-process; --contract grand-challenge is for images")
-        record = run_local(args.image, args.split, args.predictions, checkpoint=args.checkpoint, cases=args.cases,
-                           overwrite=args.overwrite, progress=not args.quiet)
+        from vsbench.harness.cli_model import missing_weights
+
+        if args.checkpoint is not None and args.train is not None:
+            raise ValueError("give either --train (train the solution) or --checkpoint (load a trained one), not both")
+        if args.checkpoint is None and args.train is None and missing_weights(args.image):
+            raise ValueError(missing_weights(args.image))
+        record = run_local(args.image, args.split, args.predictions, checkpoint=args.checkpoint, train=args.train,
+                           cases=args.cases, overwrite=args.overwrite, progress=not args.quiet)
     else:
-        if args.checkpoint is not None:
-            raise ValueError("--checkpoint is for --runtime local; an image carries its weights")
+        for flag, value in (("--checkpoint", args.checkpoint), ("--train", args.train)):
+            if value is not None:
+                raise ValueError(f"{flag} is for --runtime local; an image carries its weights")
         limits = Limits(time_s=args.time_limit, memory_bytes=parse_bytes(args.memory), cpus=args.cpus,
                         pids=args.pids, gpus=args.gpus,
                         output_bytes=None if args.output_limit is None else parse_bytes(args.output_limit))

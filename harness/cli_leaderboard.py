@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from vsbench.harness.cli_args import non_negative_int
+from vsbench.harness.cli_runs import RUN_DATABASE_HELP
 
 # vsbench.leaderboard.ranking.POLICIES, listed here so that building the parser imports no pandas (the solution
 # images' runtime has none; tests/test_ranking.py checks the two lists agree)
 POLICIES = ("mean-rank", "median-rank", "absolute", "lmc", "adipocyte")
 
 TASK_POLICY = {"lmc": "lmc", "adipocyte": "adipocyte"}
+
+METRIC_HELP = ("rank on this metric; repeat for several (default: the benchmark file's ranking.metrics, else all "
+               "it stores); --policy absolute ranks exactly one")
 
 
 def add_leaderboard(sub: argparse._SubParsersAction) -> None:
@@ -25,11 +30,12 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
         "benchmark file's ranking.policy when it sets one, else the task's own rule: lmc or adipocyte), and "
         "bootstrap the cases to show how stable each rank is.")
     show.add_argument("benchmark", type=Path, help="benchmark YAML file")
-    show.add_argument("--database", help="SQLAlchemy URL of the results database (default: the benchmark's)")
+    show.add_argument("--database", metavar="URL", help=RUN_DATABASE_HELP)
     show.add_argument("--policy", choices=POLICIES, help="ranking policy (default: see above)")
-    show.add_argument("--decimals", type=int, default=None,
+    show.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help=METRIC_HELP)
+    show.add_argument("--decimals", type=non_negative_int, default=None,
                       help="round values to N decimals before ranking (ties: equal after rounding)")
-    show.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+    show.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
                       help="case bootstrap resamples for the rank intervals (default 1000; 0: none)")
     show.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     show.add_argument("--json", action="store_true", help="print the board as JSON")
@@ -37,33 +43,53 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
 
     pub = actions.add_parser(
         "publish", help="write the static leaderboard site (HTML, CSV, JSON, plots) a challenge can host as is",
-        description="Write a static site into --out: per split, the ranked board with 95%% bootstrap rank intervals "
+        description="Write a static site into --out: per split, the ranked board with 95% bootstrap rank intervals "
         "and the policy and tie rule stated, metric-vs-z-deviation curves per submission, the rank-stability blob "
         "plot, the pixel-MAE vs CellProfiler-MAE trade-off (adipocyte), example panels (input, ground truth, each "
         "prediction), the provenance of every entry, and CSV / JSON exports of every table. Open OUT/index.html.")
     pub.add_argument("benchmark", type=Path, help="benchmark YAML file")
     pub.add_argument("--out", type=Path, required=True, help="site folder (created)")
-    pub.add_argument("--database", help="SQLAlchemy URL of the results database (default: the benchmark's)")
+    pub.add_argument("--database", metavar="URL", help=RUN_DATABASE_HELP + "; the site names it, password hidden")
     pub.add_argument("--policy", choices=POLICIES, help="ranking policy (default: as for 'show')")
-    pub.add_argument("--decimals", type=int, default=None, help="round values to N decimals before ranking")
-    pub.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="case resamples (default 1000)")
+    pub.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help=METRIC_HELP)
+    pub.add_argument("--decimals", type=non_negative_int, default=None,
+                     help="round values to N decimals before ranking")
+    pub.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
+                     help="case resamples (default 1000; 0: none)")
     pub.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     pub.set_defaults(func=_cmd_publish)
 
 
 def _cmd_publish(args) -> int:
     from vsbench.harness.benchmark import load_benchmark
-    from vsbench.harness.store import ResultStore
+    from vsbench.harness.store import ResultStore, resolve_database
     from vsbench.leaderboard.publish import build_boards, publish_site
 
     bench = load_benchmark(args.benchmark)
     policy = args.policy or default_policy(bench)
-    with ResultStore(args.database or bench.database, workspace=bench.workspace) as store:
-        boards = build_boards(bench, store, policy, args.decimals, args.bootstrap, args.seed)
+    metrics = ranking_metrics(args.metrics, bench, policy)
+    with ResultStore(resolve_database(args.database, bench.database, bench.workspace), must_exist=True) as store:
+        boards = build_boards(bench, store, policy, args.decimals, args.bootstrap, args.seed, metrics=metrics)
         index = publish_site(args.out, f"{bench.name} leaderboard", bench.task, boards, bench.metric_set,
-                             store.url)
+                             store.display_url)
     print(f"published {bench.name}: {index} ({sum(len(b.board) for b in boards)} entries, policy {policy})")
     return 0
+
+
+def ranking_metrics(chosen: list[str] | None, bench, policy: str) -> list[str] | None:
+    """The metrics a board ranks: ``--metric`` (``chosen``) when given, else the benchmark file's
+    ``ranking.metrics``, else None (all). :class:`ValueError` naming the flag for a metric the benchmark does not
+    store, or for the absolute policy without exactly one metric."""
+    metrics = list(dict.fromkeys(chosen or bench.ranking.metrics))
+    known = bench.metric_set
+    for metric in metrics:
+        if metric not in known:
+            raise ValueError(f"--metric {metric}: not a metric of benchmark {bench.name} (one of {', '.join(known)})")
+    if policy == "absolute" and len(metrics) != 1:
+        where = f"ranking.metrics in {bench.source}" if bench.source else "ranking.metrics in the benchmark file"
+        raise ValueError(f"--policy absolute ranks one metric: choose it with --metric NAME (or {where}); one of "
+                         f"{', '.join(known)}")
+    return metrics or None
 
 
 def default_policy(bench) -> str:
@@ -75,23 +101,21 @@ def default_policy(bench) -> str:
 
 def _cmd_show(args) -> int:
     from vsbench.harness.benchmark import load_benchmark
-    from vsbench.harness.store import ResultStore
-    from vsbench.leaderboard.data import board_entries, case_table
+    from vsbench.harness.store import ResultStore, resolve_database
+    from vsbench.leaderboard.data import board_entries, case_table, unranked_runs
     from vsbench.leaderboard.ranking import rank
     from vsbench.leaderboard.stability import bootstrap_ranks
 
-    try:
-        bench = load_benchmark(args.benchmark)
-        policy = args.policy or default_policy(bench)
-        metrics = list(bench.ranking.metrics) or None
-        with ResultStore(args.database or bench.database, workspace=bench.workspace) as store:
-            table = case_table(board_entries(store, bench.name), bench.metric_set)
-        board = rank(table, policy, metrics, args.decimals)
-        stab = bootstrap_ranks(table, policy, args.bootstrap, args.seed, metrics, args.decimals) \
-            if args.bootstrap > 0 else None
-    except ValueError as err:
-        print(f"vsbench leaderboard show: {err}", file=sys.stderr)
-        return 2
+    bench = load_benchmark(args.benchmark)
+    policy = args.policy or default_policy(bench)
+    metrics = ranking_metrics(args.metrics, bench, policy)
+    with ResultStore(resolve_database(args.database, bench.database, bench.workspace), must_exist=True) as store:
+        entries = board_entries(store, bench.name)
+        unranked = unranked_runs(store, bench.name, entries)  # failed or unscored: listed below the ranked ones
+        table = case_table(entries, bench.metric_set)
+    board = rank(table, policy, metrics, args.decimals)
+    stab = bootstrap_ranks(table, policy, args.bootstrap, args.seed, metrics, args.decimals) \
+        if args.bootstrap > 0 else None
     rows = board.table.to_dict(orient="records")
     intervals = {}
     if stab is not None:
@@ -101,11 +125,11 @@ def _cmd_show(args) -> int:
         iv = intervals.get((r["split"], r["submission"], r["version"]))
         r["median_rank"], r["rank_lo"], r["rank_hi"] = iv if iv else (None, None, None)
     if args.json:
-        doc = {"benchmark": bench.name, **board.to_dict(), "rows": rows,
+        doc = {"benchmark": bench.name, **board.to_dict(), "rows": rows, "unranked": unranked,
                "bootstrap": ({"n": stab.n, "seed": stab.seed, "kendall_tau": stab.tau} if stab else None)}
         print(json.dumps(doc, indent=2, default=str))
         return 0
-    _print_board(bench.name, board, rows, stab)
+    _print_board(bench.name, board, rows, stab, unranked)
     return 0
 
 
@@ -113,12 +137,15 @@ def _fmt(x, digits=4) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}g}"
 
 
-def _print_board(name: str, board, rows: list[dict], stab) -> None:
+def _print_board(name: str, board, rows: list[dict], stab, unranked: list[dict] = ()) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from vsbench.harness.logs import escape_control
+    from vsbench.leaderboard.stability import tau_text
+
     console = Console()
-    for split in sorted({r["split"] for r in rows}):
+    for split in sorted({r["split"] for r in rows} | {u["split"] for u in unranked}):
         table = Table(title=f"{name} - split {split} - policy {board.policy}")
         for col, justify in (("rank", "right"), ("submission", "left"), ("version", "left"), ("score", "right"),
                              ("95% rank interval", "right"), ("cases", "right")):
@@ -129,9 +156,14 @@ def _print_board(name: str, board, rows: list[dict], stab) -> None:
                           str(r["n_cases"]))
         console.print(table)
         if stab is not None:
-            tau = stab.tau.get(split, {})
             console.print(f"bootstrap: {stab.n} case resamples (seed {stab.seed}); Kendall's tau vs this ranking "
-                          f"{_fmt(tau.get('mean'), 3)} [{_fmt(tau.get('lo'), 3)}, {_fmt(tau.get('hi'), 3)}]",
-                          markup=False)
+                          f"{tau_text(stab.tau.get(split))}", markup=False)
+        below = [u for u in unranked if u["split"] == split]
+        if below:  # submissions that failed or are not scored: never silently dropped
+            console.print(f"not ranked on split {split}:", markup=False, highlight=False)
+            for u in below:
+                console.print(f"  {escape_control(u['submission'])}@{escape_control(u['version'])}  {u['status']}  "
+                              f"{u['n_succeeded'] or 0}/{u['n_cases'] or 0} cases ok  {escape_control(u['reason'])}",
+                              markup=False, highlight=False, soft_wrap=True)
     console.print(f"policy: {board.policy} - {board.definition}; score: {board.direction}", markup=False)
     console.print(f"ties: {board.ties}", markup=False)

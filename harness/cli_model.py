@@ -37,3 +37,52 @@ def _cmd_model_export(args) -> int:
     for path in written:
         print(f"{path}: {path.stat().st_size:,} bytes, sha256 {file_sha256(path)}")
     return 0
+
+
+PATH_DESCRIPTION = """\
+Print the absolute folder of a checkpoint committed with vsbench (the CPU-trained tiny weights 'vsbench demo' uses),
+and only that, so that a shell can use it:
+  vsbench predict vqgan-lmc-tiny --split SPLIT --out OUT --checkpoint "$(vsbench model path vqgan-lmc-tiny)"
+  vsbench containers build vqgan --weights "$(vsbench model path vqgan-lmc-tiny)"
+or in a benchmark file, checkpoint: the printed folder. NAME: an algorithm name (vqgan-lmc-tiny,
+adipocyte-patchgan-tiny) or the folder's own name (patchgan-adipocyte-tiny)."""
+
+
+def _add_model_path(model_sub: argparse._SubParsersAction) -> None:
+    """Add ``path`` to the ``vsbench model`` subparsers."""
+    p = model_sub.add_parser("path", help="print the folder of a committed checkpoint (vqgan-lmc-tiny, "
+                             "adipocyte-patchgan-tiny)", description=PATH_DESCRIPTION,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help="algorithm or folder name of the committed checkpoint")
+    p.set_defaults(func=_cmd_model_path)
+
+
+def _cmd_model_path(args) -> int:
+    from vsbench.algorithms.checkpoints import path
+
+    try:
+        folder = path(args.name)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
+    print(folder)
+    return 0
+
+
+def missing_weights(algorithm: str) -> str | None:
+    """The one-line error for running ``algorithm`` with neither ``--checkpoint`` nor ``--train`` when it is a deep
+    model (it learns and loads checkpoints): how to pass weights, the committed ones where there are some; None
+    for any other algorithm (those that learn then ask for a training split themselves)."""
+    import inspect
+
+    from vsbench.algorithms.checkpoints import DEMO_CHECKPOINTS
+    from vsbench.algorithms.registry import algorithm_class
+
+    cls = algorithm_class(algorithm)
+    if not hasattr(cls, "fit") or "checkpoint" not in inspect.signature(cls).parameters:
+        return None
+    if algorithm in DEMO_CHECKPOINTS:
+        return (f"algorithm '{algorithm}' needs trained weights: pass its committed checkpoint with --checkpoint "
+                f"\"$(vsbench model path {algorithm})\", a 'vsbench train' folder with --checkpoint DIR, or a "
+                "training split with --train SPLIT")
+    return (f"algorithm '{algorithm}' needs trained weights: pass a 'vsbench train' folder with --checkpoint DIR, or "
+            "a training split with --train SPLIT")

@@ -7,15 +7,24 @@ import json
 import sys
 from pathlib import Path
 
+from vsbench.harness.cli_args import positive_int
+
 RUN_DESCRIPTION = """\
 Run every submission of a benchmark file on every split, score the predictions and store the results with their
 provenance (image digest or checkpoint hash, split manifest hash, evaluator and vsbench versions, seed, hardware,
-timings, per-case status and reason, log locations) in the workspace's SQLite database (or --database URL).
+timings, per-case status and reason, log locations) in the results database: --database URL, else
+$VSBENCH_DB_URL, else the benchmark file's 'database:', else the workspace's SQLite file (WORKSPACE/results.db).
 
 Idempotent and resumable: work is keyed by what decides its result, so running the same command again (after a
 crash or a kill) does only what is missing, and never stores a row twice. Changing only the evaluator (vsbench
 version, metric set) re-scores the stored predictions without running any container. --retry-failed re-runs the
 failed cases of finished runs only.
+
+The benchmark file is checked whole before anything runs or is stored (unknown solutions, solutions that learn
+without 'train:' or a checkpoint, paths that do not exist, splits of another task): each problem on its own line,
+exit 2. A run is stored complete (some case succeeded) or failed (none did); exit 1 when any case did not succeed,
+with one error line per such submission saying why and where its logs are ('vsbench results show KEY' prints the
+last lines of each failed case's log, control characters escaped).
 
 Images and docker-save archives run in the sandboxed Docker runtime (an engine must answer); solutions run
 in-process with the local runtime (not sandboxed, said so). Work runs as Dask tasks: a local cluster of --workers
@@ -35,19 +44,28 @@ benchmark file (YAML), e.g.:
 (see vsbench.harness.benchmark for every field)"""
 
 
+# which results database a command uses: one rule, vsbench.harness.store.resolve_database
+RUN_DATABASE_HELP = ("SQLAlchemy URL of the results database, e.g. postgresql+psycopg://user:pw@host/db (a team's "
+                     "shared one) or sqlite:///results.db. Which database: --database, else $VSBENCH_DB_URL, else "
+                     "the benchmark file's 'database:', else its WORKSPACE/results.db (passwords are never shown)")
+READ_DATABASE_HELP = ("SQLAlchemy URL of the results database, e.g. postgresql+psycopg://user:pw@host/db. Which "
+                      "database: --database, else --workspace's results.db when given, else $VSBENCH_DB_URL, else "
+                      ".vsbench/results.db (passwords are never shown)")
+WORKSPACE_HELP = "workspace holding results.db (default .vsbench); given, it beats $VSBENCH_DB_URL"
+
+
 def add_runs(sub: argparse._SubParsersAction) -> None:
     """Add ``run`` and ``results`` to the top-level subparsers."""
     run = sub.add_parser("run", help="run a benchmark file: every submission on every split, scored and stored",
                          description=RUN_DESCRIPTION, epilog=RUN_EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("benchmark", type=Path, help="benchmark YAML file")
-    run.add_argument("--database", help="SQLAlchemy URL of the results database (default: the benchmark's "
-                     "'database', else WORKSPACE/results.db); e.g. postgresql+psycopg://user:pw@host/db")
+    run.add_argument("--database", metavar="URL", help=RUN_DATABASE_HELP)
     run.add_argument("--runtime", choices=["auto", "docker", "local"], default="auto",
                      help="auto (default): Docker for images and archives, in-process for solutions; local: refuse "
                      "images")
     run.add_argument("--retry-failed", action="store_true", help="re-run the failed cases of finished runs")
-    run.add_argument("--workers", type=int, default=1, help="local Dask workers (default 1)")
+    run.add_argument("--workers", type=positive_int, default=1, help="local Dask workers (default 1)")
     run.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786)")
     run.add_argument("--json", action="store_true", help="print the outcome as JSON")
     run.set_defaults(func=_cmd_run)
@@ -60,41 +78,54 @@ def add_runs(sub: argparse._SubParsersAction) -> None:
         p = actions.add_parser(name, help=help_text, description=help_text)
         if name == "show":
             p.add_argument("run_key", help="run key or a unique prefix of it (from 'vsbench results list')")
-        p.add_argument("--workspace", type=Path, default=Path(".vsbench"),
-                       help="workspace holding results.db (default .vsbench)")
-        p.add_argument("--database", help="SQLAlchemy URL instead of WORKSPACE/results.db")
+        p.add_argument("--workspace", type=Path, help=WORKSPACE_HELP)
+        p.add_argument("--database", metavar="URL", help=READ_DATABASE_HELP)
         p.add_argument("--benchmark", help="list: only this benchmark")
         p.add_argument("--json", action="store_true", help="JSON for scripts")
         p.set_defaults(func=_cmd_results_list if name == "list" else _cmd_results_show)
 
 
-def _open_store(database: str | None, workspace: Path):
+def _open_store(url: str, must_exist: bool = False):
+    """The results store at ``url``; ``must_exist`` (the read commands): a missing SQLite file is a one-line error
+    naming where it looked, and no empty database is made."""
     from vsbench.harness.store import ResultStore
 
-    return ResultStore(database, workspace=workspace)
+    return ResultStore(url, must_exist=must_exist)
+
+
+def _read_store_url(args) -> str:
+    """The database of a read command (``results``, ``compare``): ``--database``, else an explicit ``--workspace``,
+    else ``$VSBENCH_DB_URL``, else .vsbench/results.db (:func:`vsbench.harness.store.resolve_database`)."""
+    from vsbench.harness.store import resolve_database
+
+    return resolve_database(args.database, None, args.workspace, workspace_explicit=args.workspace is not None)
 
 
 def _cmd_run(args) -> int:
-    from vsbench.harness.benchmark import load_benchmark
+    from vsbench.harness.benchmark import check_benchmark, load_benchmark
     from vsbench.harness.runner import run_benchmark
+    from vsbench.harness.store import resolve_database
 
-    bench = load_benchmark(args.benchmark)
-    with _open_store(args.database or bench.database, bench.workspace) as store:
+    bench = check_benchmark(load_benchmark(args.benchmark))  # every problem of the file, before anything is stored
+    with _open_store(resolve_database(args.database, bench.database, bench.workspace)) as store:
         log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
         outcome = run_benchmark(bench, store, runtime=args.runtime, retry_failed=args.retry_failed,
                                 scheduler=args.scheduler, workers=args.workers, progress=not args.quiet, log=log)
         if args.json:
             print(json.dumps({"inferred": outcome.inferred, "reused_runs": outcome.reused_runs,
                               "scored": outcome.scored, "reused_scores": outcome.reused_scores,
-                              "rows": outcome.rows, "errors": outcome.errors, "database": store.url}, indent=1))
+                              "rows": outcome.rows, "errors": outcome.errors, "failures": outcome.failures,
+                              "database": store.display_url},
+                             indent=1))
         else:
             print(_summary_table(store, bench, outcome))
             print(f"{bench.name}: {outcome.inferred} run(s) done, {outcome.reused_runs} reused; {outcome.scored} "
-                  f"score(s) done, {outcome.reused_scores} reused; results in {store.url}")
+                  f"score(s) done, {outcome.reused_scores} reused; results in {store.display_url}")
     for error in outcome.errors:
         print(f"vsbench: error: {error}", file=sys.stderr)
-    failed = any(r["n_cases"] != r["n_succeeded"] for r in outcome.rows)
-    return 1 if outcome.errors or failed else 0
+    for failure in outcome.failures:  # each run with cases that did not succeed: why, and where its logs are
+        print(f"vsbench: error: {failure['message']}", file=sys.stderr)
+    return 1 if outcome.errors or outcome.failures else 0
 
 
 def _headline(store, score_key: str | None, metrics: list[str]) -> dict[str, float | None]:
@@ -122,7 +153,7 @@ def _summary_table(store, bench, outcome) -> str:
 
 
 def _cmd_results_list(args) -> int:
-    with _open_store(args.database, args.workspace) as store:
+    with _open_store(_read_store_url(args), must_exist=True) as store:
         runs = store.list_runs(benchmark=args.benchmark)
     if args.json:
         print(json.dumps(runs, indent=1, default=str))
@@ -137,8 +168,40 @@ def _cmd_results_list(args) -> int:
     return 0
 
 
+def _print_failed_cases(cases: list[dict], limit: int = 20) -> None:
+    """The cases that did not succeed, grouped by status, reason and log: the status and reason, the cases, where
+    the log is and its last lines (once per log file). A container's output is untrusted: control characters are
+    shown escaped, never written raw."""
+    from vsbench.harness.logs import TAIL_LINES, escape_control, log_tail
+
+    bad = [c for c in cases if c["status"] != "succeeded"]
+    print(f"cases: {len(cases)}, not succeeded: {len(bad)}")
+    groups: dict[tuple, list[str]] = {}
+    for case in bad:
+        log = case.get("stderr") or case.get("stdout")
+        groups.setdefault((case["status"], case.get("reason"), log), []).append(escape_control(case["case"]))
+    shown: set[str] = set()
+    for (status, reason, log), names in list(groups.items())[:limit]:
+        what = names[0] if len(names) == 1 else f"{len(names)} cases"
+        print(f"  {what}: {status}: {escape_control(reason)}")
+        if len(names) > 1:
+            more = f", ... ({len(names) - 10} more)" if len(names) > 10 else ""
+            print(f"    cases: {', '.join(names[:10])}{more}")
+        if not log:
+            continue
+        if log in shown:
+            print(f"    log: {escape_control(log)} (its tail is above)")
+            continue
+        shown.add(log)
+        print(f"    log: {escape_control(log)}" + ("" if Path(log).is_file() else " (not found)"))
+        for line in log_tail(log, TAIL_LINES):
+            print(f"    | {line}")
+    if len(groups) > limit:
+        print(f"  ... and {len(groups) - limit} more (--json lists every case)")
+
+
 def _cmd_results_show(args) -> int:
-    with _open_store(args.database, args.workspace) as store:
+    with _open_store(_read_store_url(args), must_exist=True) as store:
         matches = [r for r in store.list_runs() if r["run_key"].startswith(args.run_key)]
         if len(matches) != 1:
             raise ValueError(f"run key {args.run_key!r} matches {len(matches)} runs (see 'vsbench results list')")
@@ -152,10 +215,7 @@ def _cmd_results_show(args) -> int:
         if key not in skip and key != "score_keys":
             print(f"{key:18} {value}")
     print(f"{'hardware':18} {json.dumps(run.get('hardware'))}")
-    bad = [c for c in run.get("cases", []) if c["status"] != "succeeded"]
-    print(f"cases: {len(run.get('cases', []))}, not succeeded: {len(bad)}")
-    for case in bad[:20]:
-        print(f"  {case['case']}: {case['status']}: {case['reason']}")
+    _print_failed_cases(run.get("cases", []))
     for score in run["scores"]:
         if score:
             print(f"score {score['score_key'][:12]}: {score['evaluator']} {score['evaluator_version']}, metrics "

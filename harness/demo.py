@@ -8,7 +8,8 @@
 3. Write one benchmark file per task (``OUT/lmc.yaml``, ``OUT/adipocyte.yaml``: the solution and the
    baselines) and run them with :func:`vsbench.harness.runner.run_benchmark`: inference, scoring, and every
    result stored in ``OUT/.vsbench/results.db`` with its provenance.
-4. Print the comparisons and where everything is; plot the z-deviation curves (``OUT/z_deviation.png``).
+4. Print the comparisons and where everything is; plot the z-deviation curves (``OUT/z_deviation.png``; each
+   entry labelled ``name@version``, in its colour on the published leaderboard).
 5. Publish the leaderboard site of each task (``OUT/site/lmc/index.html``, ``OUT/site/adipocyte/index.html``).
 """
 
@@ -156,7 +157,8 @@ def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress:
             print()
             print(metrics_table_text(tables[MAIN_ALGORITHM],
                                      f"{MAIN_ALGORITHM}: organelle x metric x z-deviation (|image_z - best_z|)"))
-        plot = plot_z_deviation(tables, out / "z_deviation.png")
+        labels = {s.name: s.label for s in benches["lmc"].submissions}  # name@version, coloured as on the site
+        plot = plot_z_deviation({labels[name]: table for name, table in tables.items()}, out / "z_deviation.png")
         for name, metrics in results["adipocyte"].items():
             print(f"\nAdipocyte, {name}: the organisers' score (lower is better)")
             print(summary_text(metrics))
@@ -167,10 +169,10 @@ def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress:
 
             boards = build_boards(bench, store, default_policy(bench), bootstrap=1000, seed=seed)
             sites[task] = publish_site(out / "site" / task, f"{bench.name} leaderboard", task, boards,
-                                       bench.metric_set, store.url)
+                                       bench.metric_set, store.display_url)
         runtime = "as sandboxed images" if built else "in-process (local runtime, not sandboxed)"
         print(f"\nsolutions ran {runtime}; done in {time.perf_counter() - t0:.0f} s")
-        print(f"results: {store.url}  (vsbench results list --workspace {out / '.vsbench'})")
+        print(f"results: {store.display_url}  (vsbench results list --workspace {out / '.vsbench'})")
         print(f"metrics: {out}/lmc/<submission>/metrics.json, {out}/adipocyte/<submission>/metrics.json; plot {plot}")
         print(f"benchmark files: {out / 'lmc.yaml'}, {out / 'adipocyte.yaml'} (vsbench run FILE reruns nothing)")
         print(f"leaderboard sites: {sites['lmc']} and {sites['adipocyte']} (open in a browser; host the folders as is)")

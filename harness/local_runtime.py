@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,7 +48,7 @@ from vsbench.harness.contract import (
     stage_inputs,
 )
 from vsbench.harness.omeio import PlaneMeta, read_plane, write_plane
-from vsbench.harness.predict import RUN_RECORD, _write_json
+from vsbench.harness.predict import LOGS_DIR, RUN_RECORD, _write_json
 from vsbench.harness.split import LMC_INPUT_RE, LMC_MODALITIES, Split
 
 MAGNIFICATIONS = ("20x", "40x", "60x")
@@ -151,13 +152,14 @@ def _predict_file(predictor: object, task: str, input_dir: Path, output_dir: Pat
 
 
 def predict_folder(predictor: object, input_dir: Path | str, output_dir: Path | str,
-                   progress: bool = False) -> list[CaseResult]:
+                   progress: bool = False, tracebacks: dict[str, str] | None = None) -> list[CaseResult]:
     """Run ``predictor`` on every case of the contract input folder ``input_dir`` into ``output_dir``.
 
     ``output_dir`` must be empty or absent. One :class:`CaseResult` per case file (``case`` = the file name):
     ``succeeded``, or ``failed`` with the exception's first line when reading, predicting or writing raised
-    (its partial outputs are removed; the other cases go on). :class:`ContractError` when ``input_dir`` is
-    not a contract input folder of the predictor's task.
+    (its partial outputs are removed; the other cases go on); ``tracebacks``, when given, gets the traceback of
+    each case that raised, by file name. :class:`ContractError` when ``input_dir`` is not a contract input folder
+    of the predictor's task.
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     task = solution_task(predictor)
@@ -179,6 +181,8 @@ def predict_folder(predictor: object, input_dir: Path | str, output_dir: Path | 
             for socket in OUTPUT_SOCKETS[task].values():
                 (output_dir / IMAGES / socket / name).unlink(missing_ok=True)
             result = CaseResult(name, FAILED, one_line(exc))
+            if tracebacks is not None:
+                tracebacks[name] = "".join(traceback.format_exception(exc))
         result.durations["predict"] = round(time.perf_counter() - t0, 4)
         results.append(result)
     return results
@@ -208,8 +212,9 @@ def run_local(solution: str | object, split: Split | Path | str, predictions: Pa
     Writes the valid outputs into ``predictions`` (the layout ``vsbench evaluate`` reads) and
     ``predictions/run.json``: ``runtime`` "local", ``sandboxed`` false, ``algorithm``, ``model``, ``task``,
     ``split``, ``inputs_hash``, ``contract_version``, ``vsbench_version``, ``summary`` (count per status)
-    and ``cases`` (one :class:`CaseResult` per case: ``failed`` when predicting raised, else the ingestion's
-    ``succeeded`` / ``invalid_output``). ``predictions`` must be empty or absent unless ``overwrite``, which
+    and ``cases`` (one :class:`CaseResult` per case: ``failed`` when predicting raised, with ``stderr`` the
+    log ``predictions/logs/local.stderr.txt`` that holds its traceback, else the ingestion's ``succeeded`` /
+    ``invalid_output``). ``predictions`` must be empty or absent unless ``overwrite``, which
     first removes the prediction layout and run.json there. Returns the record.
     """
     split = split if isinstance(split, Split) else Split(split)
@@ -233,15 +238,22 @@ def run_local(solution: str | object, split: Split | Path | str, predictions: Pa
     with tempfile.TemporaryDirectory(prefix="vsbench-local-", dir=work_dir) as tmp:
         input_dir, output_dir = Path(tmp) / "input", Path(tmp) / "output"
         staged = stage_inputs(split, input_dir, cases)
-        predicted = {r.case: r for r in predict_folder(predictor, input_dir, output_dir, progress=progress)}
+        tracebacks: dict[str, str] = {}
+        predicted = {r.case: r for r in predict_folder(predictor, input_dir, output_dir, progress=progress,
+                                                       tracebacks=tracebacks)}
         notes: list[str] = []
         ingested = ingest_outputs(output_dir, staged, predictions, task, max_bytes=max_output_bytes, notes=notes)
+    log = predictions / LOGS_DIR / "local.stderr.txt"  # the tracebacks of the cases that raised
+    if tracebacks:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text("".join(f"--- {name}\n{text}" for name, text in tracebacks.items()))
     results = []
     for case, result in zip(staged, ingested, strict=True):
         ran = predicted.get(case.file_name, CaseResult(case.case, FAILED, "the solution did not run this case"))
         durations = {**ran.durations, **result.durations}
         if ran.status != SUCCEEDED:
-            result = CaseResult(case.case, FAILED, ran.reason)
+            result = CaseResult(case.case, FAILED, ran.reason,
+                                stderr=str(log) if case.file_name in tracebacks else None)
         result.durations = durations
         results.append(result)
     record = {

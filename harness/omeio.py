@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-# tifffile logs a warning for every bad tag of a garbage file; the reader reports one line itself
-logging.getLogger("tifffile").setLevel(logging.ERROR)
+# tifffile logs an error for every bad tag of a truncated or garbage file (four raw "TiffFileError" lines on the
+# terminal for one truncated prediction); the readers report such a file once, in the case's one-line reason
+logging.getLogger("tifffile").setLevel(logging.CRITICAL + 1)
 
 _OME_NS = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 _OME_TYPES = {"uint8": "uint8", "uint16": "uint16", "int16": "int16", "uint32": "uint32",
@@ -105,7 +106,7 @@ def read_plane(path: Path | str) -> tuple[np.ndarray, PlaneMeta]:
         raise
     except Exception as exc:  # tifffile raises many types on truncated or garbage files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageReadError(f"{path.name}: not a readable TIFF ({reason[:120]})") from exc
+        raise ImageReadError(f"{path.name}: not a readable TIFF (truncated or corrupt: {reason[:120]})") from exc
     while image.ndim > 2 and image.shape[0] == 1:  # T, C, Z of size 1
         image = image[0]
     if image.ndim == 3 and image.shape[-1] == 1:  # one sample per pixel stored as an axis

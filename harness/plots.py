@@ -9,13 +9,20 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from vsbench.metrics.lmc import ORGANELLE_METRICS  # noqa: E402
 
 
-def plot_z_deviation(tables: dict[str, pd.DataFrame], path: Path, metrics=("PCC", "SSIM")) -> Path:
-    """One panel per organelle x metric: the mean score against |image_z - best_z|, one line per
-    algorithm. ``tables`` maps algorithm name to its tidy score table."""
+def z_deviation_figure(tables: dict[str, pd.DataFrame], metrics=("PCC", "SSIM"),
+                       styles: dict[str, dict] | None = None) -> Figure:
+    """One panel per organelle x metric: the mean score against |image_z - best_z|, one line per entry.
+    ``tables`` maps an entry label (``name@version``) to its tidy score table; ``styles`` (default
+    :func:`vsbench.leaderboard.figures.entry_styles` of the labels) gives each entry the colour it has on the
+    published leaderboard of the same entries."""
+    from vsbench.leaderboard.figures import entry_styles
+
+    styles = styles or entry_styles(tables)
     organelles = [o for o in ORGANELLE_METRICS if any((t["organelle"] == o).any() for t in tables.values())]
     fig, axes = plt.subplots(len(metrics), max(len(organelles), 1), squeeze=False,
                              figsize=(3.2 * max(len(organelles), 1), 2.6 * len(metrics)), sharex=True)
@@ -28,15 +35,27 @@ def plot_z_deviation(tables: dict[str, pd.DataFrame], path: Path, metrics=("PCC"
                 if sel.empty:
                     continue
                 curve = sel.groupby(sel["z_deviation"].astype(int))["value"].mean()
-                ax.plot(curve.index, curve.values, marker="o", ms=3, label=name)
+                ax.plot(curve.index, curve.values, ms=3, label=name, **styles[name])
             ax.set_title(f"{organelle} {metric}", fontsize=9)
             ax.grid(alpha=0.3)
             if row == len(metrics) - 1:
                 ax.set_xlabel("|image_z - best_z| (planes)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    seen: dict[str, object] = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    labels = [name for name in tables if name in seen]
+    if labels:
+        fig.legend([seen[n] for n in labels], labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+                   frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
+    return fig
+
+
+def plot_z_deviation(tables: dict[str, pd.DataFrame], path: Path, metrics=("PCC", "SSIM"),
+                     styles: dict[str, dict] | None = None) -> Path:
+    """:func:`z_deviation_figure`, saved as ``path`` (PNG)."""
+    fig = z_deviation_figure(tables, metrics, styles)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from vsbench.metrics import aggregate
-from vsbench.metrics.lmc import HIGHER_IS_BETTER
+from vsbench.metrics import aggregate, higher_is_better
 
 
 def _fmt(value: float) -> str:
@@ -16,7 +15,7 @@ def _fmt(value: float) -> str:
 
 def _labels(index) -> list[str]:
     width = max([7] + [len(m) + 1 for _, m in index])  # longer names: the CP_* metrics of --cellprofiler
-    return [f"{o:<13}{m:<{width}}{'↑' if HIGHER_IS_BETTER.get(m) else '↓'}" for o, m in index]
+    return [f"{o:<13}{m:<{width}}{'↑' if higher_is_better(m) else '↓'}" for o, m in index]
 
 
 def deviation_table_text(table: pd.DataFrame, title: str = "") -> str:

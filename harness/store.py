@@ -9,7 +9,9 @@ ground truth is a new score of the same run, without re-running inference), and 
 (:func:`flatten_metrics`), so a leaderboard is one query.
 
 An SQLite file by default (``.vsbench/results.db``; env ``VSBENCH_DB_URL`` overrides), PostgreSQL by URL
-(``postgresql+psycopg://user:password@host/db``). The schema is versioned with Alembic
+(``postgresql+psycopg://user:password@host/db``); :func:`resolve_database` is the rule every command follows
+to pick one (``--database``, ``$VSBENCH_DB_URL``, the benchmark file's ``database:``, the workspace). Only
+:attr:`ResultStore.display_url` (password hidden) is for showing. The schema is versioned with Alembic
 (:mod:`vsbench.harness.migrations`): opening a store upgrades it to the newest revision, and a store whose
 schema is newer than this code is refused. Writes are safe from several processes at once: SQLite in WAL
 mode with every write transaction taking the write lock up front (``BEGIN IMMEDIATE``) and a busy timeout;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -38,6 +41,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 
 __all__ = ["ResultStore", "StoreError", "flatten_metrics", "score_from_metrics", "upgrade", "default_url",
+           "resolve_database", "hide_password",
            "HEAD_REVISION", "RUN_STATUSES", "CASE_STATUSES"]
 
 ENV_URL = "VSBENCH_DB_URL"
@@ -48,7 +52,7 @@ VERSION_TABLE = "vsbench_schema_version"
 HEAD_REVISION = "0002"  # the newest file in migrations/versions (checked against the scripts at open)
 _PG_LOCK = 0x7673_6265_6E63  # pg_advisory_xact_lock key: one migration at a time per database
 
-RUN_STATUSES = ("pending", "running", "complete")
+RUN_STATUSES = ("pending", "running", "complete", "failed")  # failed: no case succeeded, or the runtime itself failed
 CASE_STATUSES = ("succeeded", "failed", "timed_out", "oom", "invalid_output")
 SUBMISSION_KINDS = ("image", "archive", "solution")
 RUNTIMES = ("docker", "local")
@@ -290,13 +294,47 @@ def default_url(workspace: Path | str | None = None) -> str:
     return f"sqlite:///{(folder / DB_FILE).resolve()}"
 
 
+def resolve_database(flag: str | None, benchmark_database: str | None = None,
+                     workspace: Path | str | None = None, workspace_explicit: bool = False) -> str:
+    """The results database a command uses, as a URL (or a bare SQLite path), the one rule of every command:
+
+    ``flag`` (``--database``) when given; else ``<workspace>/results.db`` when ``workspace_explicit`` (a
+    ``--workspace`` given on the command line counts like ``--database``); else ``$VSBENCH_DB_URL`` when set;
+    else ``benchmark_database`` (the benchmark file's ``database:``); else ``<workspace>/results.db``, the
+    workspace defaulting to ``.vsbench`` in the current folder. An empty ``--database`` is a :class:`ValueError`.
+    """
+    if flag is not None:
+        if not flag.strip():
+            raise ValueError("--database: empty URL (give an SQLAlchemy URL, e.g. sqlite:///results.db)")
+        return flag
+    folder = Path(workspace) if workspace is not None else DEFAULT_WORKSPACE
+    if workspace_explicit:
+        return default_url(folder)
+    if os.environ.get(ENV_URL):
+        return os.environ[ENV_URL]
+    if benchmark_database:
+        return benchmark_database
+    return default_url(folder)
+
+
+_PASSWORD = re.compile(r"(://[^/?#@:]*:)[^/?#@]*@")
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (also when ``url`` is not a valid URL)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _PASSWORD.sub(r"\1***@", url)
+
+
 def _parse_url(url: str) -> URL:
     if "://" not in url:  # a bare path: an SQLite file
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StoreError(f"results store: {url!r} is not a database URL") from None
+    except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
+        raise StoreError(f"results store: {hide_password(url)!r} is not a database URL") from None
     backend = parsed.get_backend_name()
     if backend == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver vsbench installs
@@ -330,6 +368,17 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # upgrade after another process wrote (SQLITE_BUSY at once, the busy timeout does not apply)
     immediate = conn.get_execution_options().get("vsbench_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _check_exists(url: URL) -> None:
+    """:class:`StoreError` when ``url`` is an SQLite file that does not exist (a server database is not checked)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or database == ":memory:" or (database or "").startswith("file:"):
+        return
+    path = Path(database or "").expanduser()
+    if not database or not path.is_file():
+        raise StoreError(f"no results database at {path.resolve() if database else '(empty SQLite path)'}: nothing "
+                         "is stored there (run 'vsbench run' first, or give --database URL or --workspace DIR)")
 
 
 def _make_engine(url: URL) -> Engine:
@@ -465,21 +514,26 @@ class ResultStore:
     bare path of an SQLite file; None: ``$VSBENCH_DB_URL`` if set, else ``<workspace>/results.db`` with
     ``workspace`` defaulting to ``.vsbench`` (folders are created). Opening upgrades the schema to the newest
     revision (:attr:`schema_revision`); a schema newer than this code is refused (:class:`StoreError`).
-    Bad input is a :class:`ValueError`, a database problem a :class:`StoreError`, both one line. Use as a
+    ``must_exist``: an SQLite file that is not there is a :class:`StoreError` naming where it looked, and
+    nothing is created (the read commands: they never make an empty database). Bad input is a
+    :class:`ValueError`, a database problem a :class:`StoreError`, both one line. Use as a
     context manager, or call :meth:`close`.
     """
 
-    url: str
+    url: str  #: the full URL, password included: to connect, never to show
+    display_url: str  #: the URL with the password shown as ``***``: for messages, output and sites
     schema_revision: str
 
-    def __init__(self, url: str | None = None, *, workspace: Path | None = None):
+    def __init__(self, url: str | None = None, *, workspace: Path | None = None, must_exist: bool = False):
         if url is None:
             url = default_url(workspace)
         elif workspace is not None:
             raise ValueError("ResultStore: give a url or a workspace, not both")
         parsed = _parse_url(str(url))
+        if must_exist:
+            _check_exists(parsed)
         self.url = parsed.render_as_string(hide_password=False)
-        self._shown = parsed.render_as_string(hide_password=True)
+        self._shown = self.display_url = parsed.render_as_string(hide_password=True)
         self._engine = _make_engine(parsed)
         self._postgres = parsed.get_backend_name() == "postgresql"
         try:

@@ -1,19 +1,22 @@
 """Regression testing of model versions: ``vsbench compare BASELINE CANDIDATE``.
 
-Two scored results on the same split (stored runs, by run key or a unique prefix of it, or a metrics.json file
-or a folder holding one) are turned into the per-case table of :mod:`vsbench.leaderboard.data` and paired on
-(case, group, metric, z-deviation). For every metric x group x z-deviation cell, and for every metric x group
-over all z-deviations (the ``overall`` level), :func:`paired_comparisons` gives the number of pairs, the mean
-and median of the differences candidate - baseline, a Wilcoxon signed-rank test and a matched-pairs
-rank-biserial correlation, and the direction-aware ``worse_by`` (a drop for higher-is-better metrics, a rise
-for lower-is-better ones; negative when the candidate improved).
+Two scored results on the same split (stored runs, by ``NAME@VERSION`` such as ``model@v1``, by run key or a
+unique prefix of it; or a metrics.json file or a folder holding one; :func:`resolve`) are turned into the
+per-case table of :mod:`vsbench.leaderboard.data` and paired on (case, group, metric, z-deviation). For every
+metric x group x z-deviation cell, and for every metric x group over all z-deviations (the ``overall`` level),
+:func:`paired_comparisons` gives the number of pairs, the mean and median of the differences candidate -
+baseline, a Wilcoxon signed-rank test and a matched-pairs rank-biserial correlation, and the direction-aware
+``worse_by`` (a drop for higher-is-better metrics, a rise for lower-is-better ones; negative when the candidate
+improved).
 
 A policy (YAML, :func:`load_policy`) is a list of rules such as ``{metric: SSIM, group: nucleus, max_drop:
 0.01, p: 0.05, per_z_deviation: true}``: "nucleus SSIM may not get worse by more than 0.01 (mean of the paired
 differences, absolute units) at any z-deviation with a Wilcoxon p < 0.05". ``metric`` and ``group`` are
 shell-style patterns (``"*"`` matches all). Without a policy, :data:`DEFAULT_POLICY`: any metric of any group
 worse by more than 0.01 with p < 0.05 at the overall level. :func:`check_policy` tests every rule on every
-cell it matches; the candidate regresses when any check fails.
+cell it matches; the candidate regresses when any check fails. A typo never passes the gate: a rule whose metric
+or group pattern matches no metric or group of the two runs, or an unknown metric asked for, is an error
+(:func:`check_names`), and so is a comparison that checks no cell at all unless ``allow_empty``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from vsbench.leaderboard.data import Entry, case_table
+from vsbench.leaderboard.data import Entry, case_table, entry_label
 
 OVERALL = "overall"
 KEYS = ["metric", "group", "z_deviation"]
@@ -135,33 +138,100 @@ def _metrics_entry(path: Path) -> Entry:
     return Entry(name, "", str(prov.get("split") or ""), str(metrics_path), "", metrics_path, run, {})
 
 
-def resolve(store, ref: str) -> Entry:
-    """A stored run (run key or a unique prefix, as ``vsbench results show``) with its latest score, or, when
-    ``ref`` is an existing path, a metrics.json file or a folder holding one (split from its provenance)."""
+def _candidate(row: dict, with_benchmark: bool) -> str:
+    where = f" in {row['benchmark']}" if with_benchmark else ""
+    return (f"{entry_label(row['submission'], row.get('submission_version'))} on {row.get('split_name')}{where} "
+            f"({row['run_key'][:12]})")
+
+
+def _candidates(rows: list[dict], limit: int = 8) -> str:
+    """``name@version on split [in benchmark] (run key prefix)`` of each row (at most ``limit``), one line."""
+    several = len({r["benchmark"] for r in rows}) > 1
+    rows = sorted(rows, key=lambda r: (r["benchmark"], r["submission"], str(r.get("submission_version")),
+                                       str(r.get("split_name")), r["run_key"]))
+    shown = [_candidate(r, several) for r in rows[:limit]]
+    return ", ".join(shown) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _scope_runs(store, benchmark: str | None, split: str | None) -> list[dict]:
+    """The stored runs of ``benchmark`` on ``split`` (None: all); :class:`ValueError` naming the known ones when
+    either selects nothing."""
+    runs = store.list_runs(benchmark=benchmark)
+    if benchmark is not None and not runs:
+        known = sorted({r["benchmark"] for r in store.list_runs()})
+        raise ValueError(f"no stored runs of benchmark {benchmark!r} (benchmarks: {', '.join(known) or 'none'})")
+    if split is not None:
+        on = [r for r in runs if r.get("split_name") == split]
+        if not on:
+            known = sorted({str(r.get("split_name")) for r in runs})
+            of = f" of benchmark {benchmark!r}" if benchmark is not None else ""
+            raise ValueError(f"no stored runs on split {split!r}{of} (splits: {', '.join(known) or 'none'})")
+        runs = on
+    return runs
+
+
+def _select(runs: list[dict], ref: str) -> tuple[list[dict], list[dict]]:
+    """The runs ``ref`` selects (``NAME@VERSION``, a run key prefix, else a bare NAME) and, for an error, the
+    runs it could have meant."""
+    name, at, version = ref.partition("@")
+    if at:
+        same_name = [r for r in runs if r["submission"] == name]
+        return [r for r in same_name if (r.get("submission_version") or "") == version], same_name or runs
+    by_key = [r for r in runs if r["run_key"].startswith(ref)]
+    if by_key:
+        return by_key, by_key
+    same_name = [r for r in runs if r["submission"] == ref]
+    return same_name, same_name or runs
+
+
+def _run_entry(store, row: dict) -> Entry:
+    scores = [s for s in (store.get_score(k) for k in row.get("score_keys") or []) if s]
+    label = entry_label(row["submission"], row.get("submission_version"))
+    if not scores:
+        raise ValueError(f"run {row['run_key'][:12]} ({label}) has no score (run 'vsbench run' to score it)")
+    latest = max(scores, key=lambda s: s.get("updated_at") or s.get("created_at"))
+    if not latest.get("metrics_path"):
+        raise ValueError(f"run {row['run_key'][:12]} ({label}): its latest score has no metrics.json")
+    return Entry(row["submission"], row.get("submission_version") or "", row.get("split_name") or "",
+                 row["run_key"], latest["score_key"], Path(latest["metrics_path"]), row, latest)
+
+
+def resolve(store, ref: str, benchmark: str | None = None, split: str | None = None) -> Entry:
+    """A stored run with its latest score, or a metrics.json file (or a folder holding one; split from its
+    provenance) when ``ref`` is an existing path that selects no run.
+
+    A stored run is selected by ``NAME@VERSION`` (e.g. ``model@v1``), by its run key or a unique prefix of it
+    (as ``vsbench results show``), or by a bare ``NAME`` stored at one version only; ``benchmark`` and ``split``
+    narrow the runs looked at. :class:`ValueError` (one line) when ``ref`` selects several runs or none, listing
+    the candidates as ``name@version on split (run key prefix)``."""
+    matches: list[dict] = []
+    near: list[dict] = []
+    scope = ""
     if store is not None:
-        matches = [r for r in store.list_runs() if r["run_key"].startswith(ref)]
+        matches, near = _select(_scope_runs(store, benchmark, split), ref)
         if len(matches) == 1:
-            row = matches[0]
-            scores = [s for s in (store.get_score(k) for k in row.get("score_keys") or []) if s]
-            if not scores:
-                raise ValueError(f"run {row['run_key'][:12]} ({row['submission']}) has no score (run 'vsbench run' "
-                                 "to score it)")
-            latest = max(scores, key=lambda s: s.get("updated_at") or s.get("created_at"))
-            if not latest.get("metrics_path"):
-                raise ValueError(f"run {row['run_key'][:12]}: its latest score has no metrics.json")
-            return Entry(row["submission"], row.get("submission_version") or "", row.get("split_name") or "",
-                         row["run_key"], latest["score_key"], Path(latest["metrics_path"]), row, latest)
-        if len(matches) > 1:
-            raise ValueError(f"run key {ref!r} matches {len(matches)} runs (see 'vsbench results list')")
+            return _run_entry(store, matches[0])
+        scope = "".join(f" {what} {value!r}" for what, value in (("of benchmark", benchmark), ("on split", split))
+                        if value is not None)
     if Path(ref).exists():
         return _metrics_entry(Path(ref))
-    raise ValueError(f"{ref!r} is neither a stored run key (see 'vsbench results list') nor a metrics.json")
+    if len(matches) > 1:
+        def differ(key) -> bool:
+            return len({key(r) for r in matches}) > 1
+        hint = " and ".join(h for h, key in (("NAME@VERSION", lambda r: r.get("submission_version")),
+                                              ("--benchmark NAME", lambda r: r["benchmark"]),
+                                              ("--split NAME", lambda r: r.get("split_name"))) if differ(key))
+        raise ValueError(f"{ref!r} is ambiguous: it matches {len(matches)} stored runs{scope}: "
+                         f"{_candidates(matches)}; narrow it with {hint or 'a run key prefix'}")
+    could = f" (candidates: {_candidates(near)})" if near else ""
+    if "@" in ref and store is not None:
+        raise ValueError(f"{ref!r} matches no stored run{scope}{could}")
+    raise ValueError(f"{ref!r} is neither a stored run key, NAME@VERSION{scope} nor a metrics.json{could}")
 
 
 def describe(entry: Entry) -> str:
-    version = f"@{entry.version}" if entry.version else ""
     key = entry.run_key[:12] if entry.score_key else entry.run_key
-    return f"{entry.submission}{version} ({key})"
+    return f"{entry.label} ({key})"
 
 
 def check_same_split(baseline: Entry, candidate: Entry) -> None:
@@ -328,11 +398,36 @@ class Comparison:
         return 1 if self.regressed else 0
 
 
-def compare_entries(baseline: Entry, candidate: Entry, rules=None, metrics: list[str] | None = None) -> Comparison:
-    """Compare two scored entries on the same split under ``rules`` (default :data:`DEFAULT_POLICY`)."""
+def check_names(rules, metrics: list[str] | None, known_metrics, known_groups) -> None:
+    """:class:`ValueError` (one line, listing the known names) for a name of ``metrics`` that is not among
+    ``known_metrics``, or a rule whose metric or group pattern matches none of ``known_metrics`` /
+    ``known_groups`` (the metrics and groups of the compared runs): a typo must not pass the gate."""
+    known_metrics = sorted(map(str, known_metrics))
+    known_groups = sorted(map(str, known_groups))
+    unknown = [m for m in metrics or () if m not in known_metrics]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(map(repr, unknown))} (the compared runs have: "
+                         f"{', '.join(known_metrics)})")
+    for i, rule in enumerate(rules):
+        where = f"policy rule {i + 1}" + (f" ({rule.name})" if rule.name else "")
+        for what, pattern, known in (("metric", rule.metric, known_metrics), ("group", rule.group, known_groups)):
+            if not any(fnmatch.fnmatchcase(k, pattern) for k in known):
+                raise ValueError(f"{where}: {what} {pattern!r} matches no {what} of the compared runs (they have: "
+                                 f"{', '.join(known)})")
+
+
+def compare_entries(baseline: Entry, candidate: Entry, rules=None, metrics: list[str] | None = None,
+                    allow_empty: bool = False) -> Comparison:
+    """Compare two scored entries on the same split under ``rules`` (default :data:`DEFAULT_POLICY`), on
+    ``metrics`` only when given. :class:`ValueError` when a name in ``metrics`` or a rule's metric or group
+    pattern matches nothing in the two runs (:func:`check_names`), and when the policy checks no cell at all
+    unless ``allow_empty``."""
     check_same_split(baseline, candidate)
     rules = tuple(rules) if rules else DEFAULT_POLICY
-    tables = [case_table([e], metrics=metrics) for e in (baseline, candidate)]
+    full = [case_table([e]) for e in (baseline, candidate)]
+    check_names(rules, metrics, set(full[0]["metric"]) | set(full[1]["metric"]),
+                set(full[0]["group"].astype(str)) | set(full[1]["group"].astype(str)))
+    tables = [t[t["metric"].isin(metrics)].reset_index(drop=True) if metrics else t for t in full]
     pairs = paired_table(*tables)
     if pairs.empty:
         raise ValueError(f"baseline {describe(baseline)} and candidate {describe(candidate)} share no scored case"
@@ -341,16 +436,19 @@ def compare_entries(baseline: Entry, candidate: Entry, rules=None, metrics: list
     keys = [set(map(tuple, t.dropna(subset=["value"])[on].to_numpy().tolist())) for t in tables]
     comparisons = paired_comparisons(pairs)
     checks, unmatched = check_policy(comparisons, rules)
+    if not checks and not allow_empty:
+        raise ValueError(f"the policy made 0 checks: none of its {len(rules)} rule(s) matched a compared metric x "
+                         "group at its level (--allow-empty accepts an empty comparison)")
     checks.sort(key=lambda c: (not c.regressed, -c.cell["worse_by"]))
     return Comparison(baseline, candidate, rules, pairs, comparisons, checks, unmatched,
                       len(keys[0] - keys[1]), len(keys[1] - keys[0]))
 
 
 def compare(store, baseline: str, candidate: str, policy: Path | str | None = None,
-            metrics: list[str] | None = None) -> Comparison:
+            metrics: list[str] | None = None, allow_empty: bool = False) -> Comparison:
     """``vsbench compare``: resolve both references (:func:`resolve`), load the policy, compare."""
     rules = load_policy(policy)
-    return compare_entries(resolve(store, baseline), resolve(store, candidate), rules, metrics)
+    return compare_entries(resolve(store, baseline), resolve(store, candidate), rules, metrics, allow_empty)
 
 
 # ------------------------------------------------------------------------------------------------ reports

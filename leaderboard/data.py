@@ -3,8 +3,10 @@
 :func:`board_entries` picks, for every submission and split of a benchmark in the results database, its
 complete run and that run's latest score; :func:`case_table` reads their ``metrics.json`` files into one table
 with a row per submission x split x case x group x metric (``group``: the organelle on Light My Cells, the
-magnification on the Adipocyte task), with the case's z-deviation and the metric's direction. Rankings, rank
-stability, comparisons and the published site all start from these two.
+magnification on the Adipocyte task), with the case's z-deviation and the metric's direction
+(:func:`vsbench.metrics.higher_is_better`). Rankings, rank stability, comparisons and the published site all start
+from these two. :func:`unranked_runs` lists the submissions that failed or are not scored, which a board shows
+below the ranked ones.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from pathlib import Path
 
 import pandas as pd
 
-# lower is better for distances and errors, higher for similarities (Light My Cells rules; Adipocyte MAEs)
-HIGHER_IS_BETTER = {"PCC": True, "SSIM": True, "MAE": False, "E_dist": False, "C_dist": False,
-                    "pixel_mae": False, "feature_mae": False, "mae": False}
+from vsbench.metrics import higher_is_better
+
 ADIPOCYTE_CASE_METRICS = ("pixel_mae", "feature_mae", "mae")
 COLUMNS = ["submission", "version", "split", "case", "group", "metric", "z_deviation", "value", "higher_is_better"]
+
+
+def entry_label(submission: str, version: str | None) -> str:
+    """How an entry is named wherever it is shown: ``name@version`` (a submission is its name and version;
+    ``model@v1`` and ``model@v2`` are two entries), or the bare name when there is no version."""
+    return f"{submission}@{version}" if version not in (None, "") else str(submission)
 
 
 @dataclass
@@ -34,6 +41,11 @@ class Entry:
     metrics_path: Path
     run: dict = field(repr=False)
     score: dict = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """``name@version`` (:func:`entry_label`)."""
+        return entry_label(self.submission, self.version)
 
 
 def board_entries(store, benchmark: str, split: str | None = None) -> list[Entry]:
@@ -50,10 +62,42 @@ def board_entries(store, benchmark: str, split: str | None = None) -> list[Entry
                              latest))
     if not entries:
         where = f" on split {split!r}" if split else ""
-        raise ValueError(f"benchmark {benchmark!r} has no scored runs{where} in this database (run 'vsbench run' "
-                         "first)")
+        stored = [r for r in store.list_runs(benchmark=benchmark) if not split or r["split_name"] == split]
+        hint = (f"; its {len(stored)} stored run(s) failed or are not scored (see 'vsbench results list')" if stored
+                else " (run 'vsbench run' first)")
+        raise ValueError(f"benchmark {benchmark!r} has no scored runs{where} in this database{hint}")
     entries.sort(key=lambda e: (e.split, e.submission, e.version))
     return entries
+
+
+def unranked_runs(store, benchmark: str, entries: list[Entry], split: str | None = None) -> list[dict]:
+    """The submissions of ``benchmark`` (optionally on one split) that are not on the board of ``entries``: for
+    each (submission, version, split) with no complete, scored run, its newest run, as a dict with
+    ``submission``, ``version``, ``split``, ``run_key``, ``status`` (``failed``, ``running``, ``pending``, or
+    ``unscored`` for a complete run without a score), ``n_cases``, ``n_succeeded`` and ``reason`` (one line,
+    raw: escape it to print it). Sorted by split, submission, version."""
+    from vsbench.harness.logs import run_reason
+
+    ranked = {(e.submission, e.version, e.split) for e in entries}
+    newest: dict[tuple, dict] = {}
+    for row in store.list_runs(benchmark=benchmark):  # newest first
+        key = (row["submission"], row["submission_version"], row["split_name"])
+        if key in ranked or key in newest or (split and row["split_name"] != split):
+            continue
+        newest[key] = row
+    out = []
+    for (submission, version, split_name), row in sorted(newest.items(), key=lambda kv: (kv[0][2], *kv[0][:2])):
+        status = row["status"]
+        if status == "complete":
+            status, reason = "unscored", "not scored: run 'vsbench run' again to score it"
+        else:
+            reason = run_reason((store.get_run(row["run_key"]) or {}).get("cases", []))
+            if reason is None:
+                reason = "still running, or interrupted" if status in ("running", "pending") else "no case ran"
+        out.append({"submission": submission, "version": version, "split": split_name, "run_key": row["run_key"],
+                    "status": status, "n_cases": row.get("n_cases"), "n_succeeded": row.get("n_succeeded"),
+                    "reason": reason})
+    return out
 
 
 def _lmc_rows(entry: Entry, metrics: dict) -> pd.DataFrame:
@@ -84,5 +128,7 @@ def case_table(entries: list[Entry], metrics: list[str] | None = None) -> pd.Dat
     if metrics is not None:
         table = table[table["metric"].isin(metrics)]
     table["value"] = pd.to_numeric(table["value"], errors="coerce")
-    table["higher_is_better"] = table["metric"].map(HIGHER_IS_BETTER).fillna(True).astype(bool)
+    # each metric's direction as declared in vsbench.metrics; an undeclared metric is an error, not a default
+    directions = {name: higher_is_better(name) for name in table["metric"].unique()}
+    table["higher_is_better"] = table["metric"].map(directions).astype(bool)
     return table.reset_index(drop=True)[COLUMNS]

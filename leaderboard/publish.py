@@ -18,17 +18,18 @@ import numpy as np
 import pandas as pd
 
 from vsbench.leaderboard import figures
-from vsbench.leaderboard.data import Entry
+from vsbench.leaderboard.data import Entry, entry_label
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @dataclass
 class SplitBoard:
-    """Everything a split's section shows. ``board``: one row per submission in rank order, columns ``rank``,
-    ``submission``, ``version``, ``score`` and optionally ``rank_low``, ``rank_high``, ``n_cases``;
-    ``samples``: bootstrap ranks (``submission``, ``rank``), or None; ``policy``/``stability``: one sentence
-    each, shown above the table; ``table``: the per-case table (:func:`vsbench.leaderboard.data.case_table`)."""
+    """Everything a split's section shows. ``board``: one row per entry in rank order, columns ``rank``,
+    ``entry`` (``name@version``), ``submission``, ``version``, ``score`` and optionally ``rank_95_low``,
+    ``rank_95_high``, ``p_first``, ``n_cases``; ``samples``: bootstrap ranks (``entry``, ``rank``), or None;
+    ``policy``/``stability``: one sentence each, shown above the table; ``table``: the per-case table
+    (:func:`vsbench.leaderboard.data.case_table`)."""
 
     split: str
     board: pd.DataFrame
@@ -74,7 +75,7 @@ def _example_panels(task: str, board: SplitBoard, folder: Path) -> tuple[str | N
             for entry in board.entries:
                 path = prediction_path(Path(entry.run["predictions_path"]), "nucleus", case.name)
                 if path.is_file():
-                    panels.append((f"{entry.submission} (prediction)", read_plane(path)[0]))
+                    panels.append((f"{entry.label} (prediction)", read_plane(path)[0]))
         else:
             from vsbench.harness.adipocyte_split import adipocyte_sets, read_uint16_plane
             from vsbench.harness.predict_adipocyte import prediction_path
@@ -88,7 +89,7 @@ def _example_panels(task: str, board: SplitBoard, folder: Path) -> tuple[str | N
             for entry in board.entries:
                 path = prediction_path(Path(entry.run["predictions_path"]), "nuclei", aset)
                 if path.is_file():
-                    panels.append((f"{entry.submission} (prediction)", read_uint16_plane(path)))
+                    panels.append((f"{entry.label} (prediction)", read_uint16_plane(path)))
     except (OSError, ValueError, StopIteration):
         return None, []
     out = []
@@ -104,12 +105,53 @@ def _provenance(entry: Entry) -> dict:
     hw = run.get("hardware") or {}
     identity = run.get("image_digest") or (f"checkpoint {run['checkpoint_hash'][:16]}" if run.get("checkpoint_hash")
                                            else run.get("image_ref") or "–")
-    return {"submission": entry.submission, "version": entry.version, "identity": identity,
+    return {"entry": entry.label, "submission": entry.submission, "version": entry.version, "identity": identity,
             "runtime": f"{run.get('runtime')}{'' if run.get('sandboxed') else ' (not sandboxed)'}",
             "split_hash": (run.get("split_hash") or "")[:16], "evaluator": f"{score.get('evaluator_version')}",
             "vsbench": run.get("vsbench_version"),
             "hardware": ", ".join(str(x) for x in (hw.get("cpu"), hw.get("gpu") or "no GPU") if x),
             "run_key": entry.run_key[:12], "score_key": entry.score_key[:12]}
+
+
+FIGURE_TEXT = {  # file stem: (alt text, caption); {group}: organelle or magnification
+    "z_deviation": ("metric against z-deviation per entry",
+                    "Mean over cases against the z-deviation (planes between the input and best focus), one panel "
+                    "per {group} and metric, one line per entry (name@version)."),
+    "rank_stability": ("rank stability blob plot",
+                       "Rank stability: how often each entry took each rank over bootstrap resamples of the cases "
+                       "(blob area); x marks the reported rank."),
+    "tradeoff": ("pixel MAE against CellProfiler feature MAE",
+                 "Pixel MAE against CellProfiler-feature MAE per entry (lower-left is better on both)."),
+}
+
+
+def _label(row) -> str:
+    return entry_label(row["submission"], row["version"])
+
+
+def site_styles(boards: list[SplitBoard]) -> dict[str, dict]:
+    """The style (colour, marker) of every entry (``name@version``) of the page: one per entry, the same in every
+    figure and split (:func:`vsbench.leaderboard.figures.entry_styles` over all the page's entries)."""
+    return figures.entry_styles(_label(r) for board in boards for _, r in board.board.iterrows())
+
+
+def split_figures(task: str, board: SplitBoard, metrics: list[str],
+                  styles: dict[str, dict]) -> dict[str, figures.Figure]:
+    """The figures of one split's section by file stem (matplotlib Figures, unsaved): ``z_deviation``;
+    ``rank_stability`` when the board was bootstrapped; ``tradeoff`` on the Adipocyte task. Every entry is
+    labelled ``name@version`` and drawn in its ``styles`` colour (:func:`site_styles`)."""
+    b = board.board.reset_index(drop=True)
+    order = [_label(r) for _, r in b.iterrows()]  # the reported (rank) order
+    out = {"z_deviation": figures.z_deviation_figure(board.table, order, metrics, styles)}
+    if board.samples is not None and not board.samples.empty:
+        out["rank_stability"] = figures.rank_blobs_figure(board.samples, order, dict(zip(order, b["rank"],
+                                                                                          strict=True)), styles)
+    if task == "adipocyte":
+        t = board.table[board.table["metric"].isin(["pixel_mae", "feature_mae"])]
+        t = t.assign(entry=figures.entry_labels(t))
+        points = t.pivot_table(index="entry", columns="metric", values="value", aggfunc="mean")
+        out["tradeoff"] = figures.tradeoff_figure(points.reindex(order).reset_index(), styles)
+    return out
 
 
 def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard], metrics: list[str],
@@ -123,6 +165,7 @@ def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sections, everything = [], []
+    styles = site_styles(boards)
     for board in boards:
         folder = out / f"split-{_slug(board.split)}"
         folder.mkdir(exist_ok=True)
@@ -131,29 +174,18 @@ def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard
         b.to_csv(folder / "board.csv", index=False)
         (folder / "board.json").write_text(b.to_json(orient="records", indent=1))
         board.table.to_csv(folder / "cases.csv", index=False)
-        order = list(b["submission"])
-        figs = [{"src": f"{rel}/z_deviation.png", "alt": "metric against z-deviation per submission",
-                 "caption": "Mean over cases against the z-deviation (planes between the input and best focus), "
-                            "one panel per " + ("organelle" if task == "lmc" else "magnification") + " and metric."}]
-        figures.z_deviation_curves(board.table, order, folder / "z_deviation.png", metrics)
-        if board.samples is not None and not board.samples.empty:
-            ranks = dict(zip(b["submission"], b["rank"], strict=True))
-            figures.rank_blobs(board.samples, order, ranks, folder / "rank_stability.png")
-            figs.append({"src": f"{rel}/rank_stability.png", "alt": "rank stability blob plot",
-                         "caption": "Rank stability: how often each submission took each rank over bootstrap "
-                                    "resamples of the cases (blob area); x marks the reported rank."})
-        if task == "adipocyte":
-            t = board.table[board.table["metric"].isin(["pixel_mae", "feature_mae"])]
-            points = t.pivot_table(index="submission", columns="metric", values="value", aggfunc="mean")
-            points = points.reindex(order).reset_index()
-            figures.tradeoff(points, folder / "tradeoff.png")
-            figs.append({"src": f"{rel}/tradeoff.png", "alt": "pixel MAE against CellProfiler feature MAE",
-                         "caption": "Pixel MAE against CellProfiler-feature MAE per submission (lower-left is "
-                                    "better on both)."})
+        figs = []
+        for stem, fig in split_figures(task, board, metrics, styles).items():
+            figures.save(fig, folder / f"{stem}.png")
+            alt, caption = FIGURE_TEXT[stem]
+            figs.append({"src": f"{rel}/{stem}.png", "alt": alt,
+                         "caption": caption.format(group="organelle" if task == "lmc" else "magnification")})
         panel_case, panels = _example_panels(task, board, folder)
-        header = list(b.columns)
-        rows = [{"submission": r["submission"], "cells": [dict(zip(("text", "num"), _fmt(r[h]), strict=True))
-                                                          for h in header]} for _, r in b.iterrows()]
+        header = [h for h in b.columns if h not in ("submission", "version")]  # the entry column says both
+        rows = [{"submission": r["submission"], "entry": _label(r),
+                 "cells": [{**dict(zip(("text", "num"), _fmt(r[h]), strict=True)),
+                            "swatch": styles[_label(r)]["color"] if h == "entry" else None} for h in header]}
+                for _, r in b.iterrows()]
         provenance = [_provenance(e) for e in board.entries]
         (folder / "provenance.json").write_text(json.dumps(provenance, indent=1, default=str))
         sections.append({"split": board.split, "policy": board.policy, "stability": board.stability,
@@ -174,22 +206,25 @@ def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard
 
 
 def build_boards(bench, store, policy: str, decimals: int | None = None, bootstrap: int = 1000,
-                 seed: int = 0) -> list[SplitBoard]:
-    """Rank every split of ``bench`` from ``store`` and bootstrap its cases: one :class:`SplitBoard` per split."""
+                 seed: int = 0, metrics: list[str] | None = None) -> list[SplitBoard]:
+    """Rank every split of ``bench`` from ``store`` and bootstrap its cases: one :class:`SplitBoard` per split.
+    ``metrics``: the metrics ranked (default: the benchmark's ``ranking.metrics``, else all)."""
     from vsbench.leaderboard.data import board_entries, case_table
     from vsbench.leaderboard.ranking import rank
-    from vsbench.leaderboard.stability import bootstrap_ranks
+    from vsbench.leaderboard.stability import bootstrap_ranks, tau_text
 
-    metrics = list(bench.ranking.metrics) or None
+    metrics = list(metrics or bench.ranking.metrics) or None
     entries = board_entries(store, bench.name)
     table = case_table(entries, bench.metric_set)
     board = rank(table, policy, metrics, decimals)
     stab = bootstrap_ranks(table, policy, bootstrap, seed, metrics, decimals) if bootstrap > 0 else None
     sections = []
     for split in sorted(board.table["split"].unique()):
-        rows = board.table[board.table["split"] == split].sort_values(["rank", "submission"])
+        rows = board.table[board.table["split"] == split].sort_values(["rank", "submission", "version"])
         cols = ["rank", "submission", "version", "score", "n_cases"]
         shown = rows[cols].copy()
+        shown.insert(1, "entry", [entry_label(s, v) for s, v in zip(shown["submission"], shown["version"],
+                                                                      strict=True)])
         samples = None
         stability = "no bootstrap"
         if stab is not None:
@@ -199,14 +234,13 @@ def build_boards(bench, store, policy: str, decimals: int | None = None, bootstr
             shown["rank_95_high"] = [summary.loc[k, "rank_hi"] for k in keys]
             shown["p_first"] = [summary.loc[k, "p_first"] for k in keys]
             ranks = stab.ranks[split]
-            names = [p[0] for p in stab.participants[split]]
-            samples = pd.DataFrame({"submission": np.repeat([names], ranks.shape[0], axis=0).ravel(),
+            names = [entry_label(*p) for p in stab.participants[split]]
+            samples = pd.DataFrame({"entry": np.repeat([names], ranks.shape[0], axis=0).ravel(),
                                     "rank": ranks.ravel()})
-            tau = stab.tau.get(split, {})
             stability = (f"{stab.n} bootstrap resamples of the cases (seed {stab.seed}, the same draw for every "
                          f"submission); rank_95_low/high: 2.5 and 97.5 % of each submission's bootstrap ranks; "
-                         f"Kendall's tau between the bootstrap rankings and this one: mean {tau.get('mean', 0):.3f} "
-                         f"[{tau.get('lo', 0):.3f}, {tau.get('hi', 0):.3f}]")
+                         f"Kendall's tau between the bootstrap rankings and this one: "
+                         f"{tau_text(stab.tau.get(split))}")
         policy_text = (f"{board.policy}: {board.definition}; score: {board.direction}. Ties: {board.ties}.")
         split_entries = [e for e in entries if e.split == split]
         sections.append(SplitBoard(split, shown, policy_text, stability, table[table["split"] == split],

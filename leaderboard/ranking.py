@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from vsbench.metrics import higher_is_better
+
 POLICIES = ("mean-rank", "median-rank", "absolute", "lmc", "adipocyte")
 BOARD_COLUMNS = ["submission", "version", "split", "score", "rank", "n_cases"]
 
@@ -194,8 +196,9 @@ def _prepare(table: pd.DataFrame, policy: str, metrics=None, group=None) -> tupl
         raise ValueError(f"unknown ranking policy {policy!r} (one of {', '.join(POLICIES)})")
     if policy == "adipocyte":
         sel = _select(table, metrics)
+        mae_higher = higher_is_better("mae")  # the combined MAE (vsbench.metrics.adipocyte.combined_mae)
         if "mae" in set(sel["metric"]):
-            return sel[sel["metric"] == "mae"], ["group"], False
+            return sel[sel["metric"] == "mae"], ["group"], mae_higher
         parts = sel[sel["metric"].isin(["pixel_mae", "feature_mae"])]
         if parts.empty:
             raise ValueError("the adipocyte policy needs 'mae' or 'pixel_mae' and 'feature_mae'")
@@ -204,8 +207,8 @@ def _prepare(table: pd.DataFrame, policy: str, metrics=None, group=None) -> tupl
         wide = parts.pivot_table(index=key, columns="metric", values="value", aggfunc="mean", dropna=False)
         combined = wide.mean(axis=1, skipna=False).rename("value").reset_index()
         combined = combined.merge(parts.drop_duplicates(key)[key + ["z_deviation"]], on=key, how="left")
-        combined["metric"], combined["higher_is_better"] = "mae", False
-        return combined, ["group"], False
+        combined["metric"], combined["higher_is_better"] = "mae", mae_higher
+        return combined, ["group"], mae_higher
     sel = _select(table, metrics)
     if policy == "absolute":
         names = sorted(set(sel["metric"]))

@@ -4,8 +4,8 @@
 a paired bootstrap, as challengeR does), re-ranks each resample with the board's own policy and tie rule
 (:mod:`vsbench.leaderboard.ranking`, the same kernel), and reports per participant the rank distribution, the
 median rank and the 95 % percentile interval, and per split Kendall's tau between every bootstrap ranking and
-the reported one (mean and 2.5 / 97.5 % percentiles). Resamples are case-count weights, so all of them are ranked
-in one vectorised pass.
+the reported one (mean and 2.5 / 97.5 % percentiles; undefined, None, with a single entry: :func:`tau_text` shows
+it as "n/a"). Resamples are case-count weights, so all of them are ranked in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -52,6 +52,14 @@ class Stability:
     def to_dict(self) -> dict:
         return {"policy": self.policy, "n": self.n, "seed": self.seed, "tau": self.tau,
                 "summary": self.summary.replace({np.nan: None}).to_dict(orient="records")}
+
+
+def tau_text(tau: dict | None) -> str:
+    """A split's Kendall's tau (:attr:`Stability.tau`) as boards show it: ``mean 0.812 [0.700, 0.900]``, or
+    ``n/a`` when it is undefined (a single entry, or no resample ranks two entries apart)."""
+    if not tau or tau.get("mean") is None:
+        return "n/a (needs two or more entries with different ranks)"
+    return f"mean {tau['mean']:.3f} [{tau['lo']:.3f}, {tau['hi']:.3f}]"
 
 
 def bootstrap_ranks(table: pd.DataFrame, policy: str, n: int = 1000, seed: int = 0, metrics=None,

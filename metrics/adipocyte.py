@@ -64,6 +64,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vsbench.metrics import metric
+
 # --- the 99 features (adipocyte.md §1.2) --------------------------------------------------------
 
 GRANULARITY_FEATURES = tuple(f"Granularity_{k}_Bodipy" for k in range(1, 17))
@@ -369,6 +371,7 @@ def channel_pixel_mae(
     return acc.result()["per_channel"]["C01"]
 
 
+@metric("pixel_mae", higher_is_better=False)
 def pixel_mae(
     targets: Sequence[Mapping[str, np.ndarray] | np.ndarray],
     predictions: Sequence[Mapping[str, np.ndarray] | np.ndarray],
@@ -500,6 +503,7 @@ def _coerce_normalisers(normalisers: Mapping[str, Any], features: Sequence[str])
     return out
 
 
+@metric("feature_mae", higher_is_better=False)
 def feature_mae(
     targets: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -595,6 +599,7 @@ def _finite(value: Any, what: str) -> float:
     return value
 
 
+@metric("mae", higher_is_better=False)
 def combined_mae(feature_mae: float, pixel_mae: float) -> float:
     """Score of one magnification: ``np.average([mae_cp, mae_pix])`` (adipocyte.md §1.4,
     ``hackathon_evaluation_metrics.ipynb``), i.e. ``(feature_mae + pixel_mae) / 2``."""

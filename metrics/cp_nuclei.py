@@ -35,7 +35,8 @@ Per-image aggregates follow ExportToSpreadsheet: ``Mean_`` of the per-object val
 object set (CellProfiler's own convention), ``Count_nuclei`` 0 then.
 
 Errors (:func:`nucleus_feature_errors`): relative absolute error per feature, ``|p - t| / |t|``
-(count: ``/ max(t, 1)``), never NaN (both empty -> 0, one empty -> 1), and ``CP_mae``, their mean.
+(count: ``/ max(t, 1)``), never NaN (both empty -> 0, one empty -> 1), and ``CP_mae``, their mean; all lower is
+better (declared on :func:`nucleus_feature_errors`, see :func:`vsbench.metrics.higher_is_better`).
 
 In ``vsbench evaluate --task lmc --cellprofiler`` both the target and the prediction use the target
 file's OME pixel size, and the target's features are measured once per file content and kept in
@@ -52,7 +53,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from vsbench.metrics import cellprofiler as cp
+from vsbench.metrics import metric
 
 T = TypeVar("T")
 
@@ -137,6 +138,8 @@ def nucleus_features(image: np.ndarray, pixel_size_um: float | None = None) -> d
     [0, 1] scale of step 0). Means are NaN when no nucleus is found, as in CellProfiler's export.
     ``pixel_size_um`` (µm per pixel) sets the typical diameter, see :func:`diameter_range`.
     """
+    from vsbench.metrics import cellprofiler as cp  # CellProfiler's library: imported when first measured
+
     image = _check(image)
     scaled = normalise(image)
     if scaled is None:
@@ -170,6 +173,7 @@ def _relative_error(target: float, predicted: float) -> float:
     return abs(predicted - target) / abs(target)
 
 
+@metric(*CP_METRICS, higher_is_better=False)  # relative errors: 0 is perfect
 def nucleus_feature_errors(target_features: Mapping[str, float],
                            predicted_features: Mapping[str, float]) -> dict[str, float]:
     """Relative errors of a prediction's nucleus features against its ground truth's; never NaN.
@@ -188,13 +192,13 @@ def nucleus_feature_errors(target_features: Mapping[str, float],
     if missing:
         raise KeyError(f"nucleus features missing: {missing}")
     out: dict[str, float] = {}
-    for feature, metric in FEATURE_METRICS.items():
+    for feature, name in FEATURE_METRICS.items():
         t, p = float(target_features[feature]), float(predicted_features[feature])
         if feature == COUNT_FEATURE:
             t, p = (0.0 if not math.isfinite(v) else v for v in (t, p))
-            out[metric] = abs(p - t) / max(t, 1.0)
+            out[name] = abs(p - t) / max(t, 1.0)
         else:
-            out[metric] = _relative_error(t, p)
+            out[name] = _relative_error(t, p)
     out[MEAN_ERROR_METRIC] = float(np.mean(list(out.values())))
     return out
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vsbench.metrics import _kernels
+from vsbench.metrics import _kernels, metric
 
 PMIN = 2.0  # lmc.md §1.1: percentile_normalization(image, pmin=2, pmax=99.8)
 PMAX = 99.8
@@ -53,7 +53,6 @@ ORGANELLE_METRICS: dict[str, tuple[str, ...]] = {
     "tubulin": ("PCC", "SSIM"),
     "actin": ("PCC", "SSIM"),
 }
-HIGHER_IS_BETTER = {"MAE": False, "PCC": True, "SSIM": True, "E_dist": False, "C_dist": False}
 
 
 class MetricInputError(ValueError):
@@ -253,16 +252,19 @@ def organelle_metrics(organelle: str, gt: np.ndarray, pred: np.ndarray) -> dict[
     return image_metrics(gt, pred, wanted)
 
 
+@metric("MAE", higher_is_better=False)
 def mean_absolute_error(gt: np.ndarray, pred: np.ndarray) -> float:
     """MAE of the percentile-normalised images: ``mean |g - p|`` (sklearn's definition)."""
     return image_metrics(gt, pred, ("MAE",))["MAE"]
 
 
+@metric("PCC", higher_is_better=True)
 def pearson_correlation(gt: np.ndarray, pred: np.ndarray) -> float:
     """Pearson's r of the normalised, flattened images (scipy ``pearsonr``); 0 if undefined."""
     return image_metrics(gt, pred, ("PCC",))["PCC"]
 
 
+@metric("SSIM", higher_is_better=True)
 def structural_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
     """SSIM with scikit-image's defaults on the normalised images (Wang et al. 2004, IEEE TIP 13:600).
 
@@ -272,11 +274,13 @@ def structural_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
     return image_metrics(gt, pred, ("SSIM",))["SSIM"]
 
 
+@metric("E_dist", higher_is_better=False)
 def euclidean_distance(gt: np.ndarray, pred: np.ndarray) -> float:
     """``sqrt(sum (g - p)^2)`` of the normalised images, not divided by the pixel count."""
     return image_metrics(gt, pred, ("E_dist",))["E_dist"]
 
 
+@metric("C_dist", higher_is_better=False)
 def cosine_distance(gt: np.ndarray, pred: np.ndarray) -> float:
     """``|1 - cos(g, p)|`` of the normalised images, clipped to [0, 2] as in sklearn."""
     return image_metrics(gt, pred, ("C_dist",))["C_dist"]

@@ -9,8 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from container_images import build_image
-from docker_support import labelled_image
 
 from vsbench.harness.cli import main
 from vsbench.harness.contract import LABEL_BATCH, LABEL_CONTRACT_VERSION, LABEL_TASK, SUCCEEDED, TIMED_OUT
@@ -26,6 +24,8 @@ from vsbench.harness.docker_runtime import (
 from vsbench.harness.predict import prediction_path
 from vsbench.harness.split import Split
 
+from container_images import build_image
+from docker_support import labelled_image
 from splitfactory import DEFAULT_FIELDS, make_split
 
 SCRIPTED = Path(__file__).resolve().parent / "images" / "scripted"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vsbench.leaderboard.data import COLUMNS, HIGHER_IS_BETTER
+from vsbench.leaderboard.data import COLUMNS
 from vsbench.leaderboard.ranking import (
     competition_ranks,
     rank,
@@ -16,6 +16,7 @@ from vsbench.leaderboard.ranking import (
     rank_mean_position,
     rank_median_position,
 )
+from vsbench.metrics import higher_is_better
 
 NAN = np.nan
 Z = {"c1": 0, "c2": 0, "c3": 1}
@@ -29,7 +30,7 @@ LMC = {
 
 def lmc_table(data=LMC, split="test") -> pd.DataFrame:
     rows = [{"submission": s, "version": "1", "split": split, "case": c, "group": g, "metric": m,
-             "z_deviation": Z[c], "value": v, "higher_is_better": HIGHER_IS_BETTER[m]}
+             "z_deviation": Z[c], "value": v, "higher_is_better": higher_is_better(m)}
             for (g, m), subs in data.items() for s, vals in subs.items() for c, v in zip(Z, vals, strict=True)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -152,7 +153,7 @@ def test_leaderboard_show_on_a_stored_benchmark(tmp_path, capsys):
 
     from vsbench.harness.benchmark import load_benchmark
     from vsbench.harness.runner import run_benchmark
-    from vsbench.harness.store import ResultStore
+    from vsbench.harness.store import ResultStore, StoreError
 
     from splitfactory import make_split
 
@@ -162,10 +163,12 @@ def test_leaderboard_show_on_a_stored_benchmark(tmp_path, capsys):
                                     "splits": [{"name": "test", "path": str(split)}],
                                     "submissions": [{"name": n, "version": "1", "solution": n}
                                                     for n in ("input", "inverted", "blurred")]}))
-    rc, out = _show([str(path)], capsys)
-    assert rc == 2 and "has no scored runs" in out.err
     bench = load_benchmark(path)
+    with pytest.raises(StoreError, match="no results database at .*results.db"):  # read commands create none
+        _show([str(path)], capsys)
     with ResultStore(workspace=bench.workspace) as store:
+        with pytest.raises(ValueError, match="has no scored runs"):  # main prints it as 'vsbench: error: ...'
+            _show([str(path)], capsys)
         run_benchmark(bench, store, progress=False, log=lambda m: None)
     rc, out = _show([str(path), "--json", "--bootstrap", "50", "--decimals", "4"], capsys)
     assert rc == 0, out.err

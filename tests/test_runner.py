@@ -139,10 +139,10 @@ def test_images_and_archives_run_sandboxed_and_retry_failed_reruns_only_the_fail
         split, tmp_path, docker_client, base_image):
     import gzip
 
+    from vsbench.harness.contract import LABEL_BATCH, LABEL_CONTRACT_VERSION, LABEL_TASK
+
     from container_images import build_image
     from docker_support import labelled_image
-
-    from vsbench.harness.contract import LABEL_BATCH, LABEL_CONTRACT_VERSION, LABEL_TASK
 
     scripted = Path(__file__).resolve().parent / "images" / "scripted"
     copy = build_image(docker_client, "scripted-copy-65532-65532", scripted,

@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 import pytest
-from container_images import ATTACKS, ImageBuildError, build_gc_template, build_hostile
-from docker_support import _require
 
 from vsbench.harness.contract import FAILED, INVALID_OUTPUT, OOM, SUCCEEDED, TIMED_OUT
 from vsbench.harness.docker_runtime import RUN_LABEL, Limits, run_image
 from vsbench.harness.predict import RUN_RECORD, prediction_path
 from vsbench.harness.split import Split, sha256_file
 
+from container_images import ATTACKS, ImageBuildError, build_gc_template, build_hostile
+from docker_support import _require
 from splitfactory import ORGANELLES, make_split
 
 pytestmark = pytest.mark.docker

@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 from test_ranking import lmc_table
 
-from vsbench.leaderboard.data import COLUMNS, HIGHER_IS_BETTER
+from vsbench.leaderboard.data import COLUMNS
 from vsbench.leaderboard.stability import SUMMARY_COLUMNS, bootstrap_ranks
+from vsbench.metrics import higher_is_better
 
 
 def random_table(n_subs=7, n_cases=50, seed=0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     rows = [{"submission": f"s{s}", "version": "1", "split": "test", "case": f"c{c:02d}", "group": g, "metric": m,
-             "z_deviation": c % 6, "value": rng.normal(0.1 * s, 1.0), "higher_is_better": HIGHER_IS_BETTER[m]}
+             "z_deviation": c % 6, "value": rng.normal(0.1 * s, 1.0), "higher_is_better": higher_is_better(m)}
             for s in range(n_subs) for c in range(n_cases) for g in ("nucleus", "mitochondria", "actin", "tubulin")
             for m in ("PCC", "SSIM", "MAE", "E_dist", "C_dist")]
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from sizes import pick
 from threadpoolctl import threadpool_limits
 
 from vsbench.metrics.adipocyte import _CHUNK, CHANNELS, pixel_mae
 
 from adipocyte_reference import reference_pixel_mae
+from sizes import pick
 from speedup import report_speedup
 
 SHAPE = pick((2154, 2554), (538, 638))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 import tifffile
-from sizes import pick
 from threadpoolctl import threadpool_limits
 
 from vsbench.harness.adipocyte_split import CHANNELS, adipocyte_sets
@@ -21,6 +20,8 @@ from vsbench.harness.split import Split
 from vsbench.harness.synth_adipocyte import synthesize_adipocyte
 from vsbench.metrics.adipocyte import ADIPOCYTE_FEATURES
 from vsbench.metrics.cp_adipocyte import adipocyte_features
+
+from sizes import pick
 
 SHAPE = pick((2154, 2554), (538, 638))  # adipocyte.md §2.2; smoke: a quarter of each side
 # floors of the object counts away from the edges, in proportion to the area (found: 229 nuclei and 4401 droplets at

@@ -12,14 +12,14 @@ Run: ``VSBENCH_BENCH=full pytest tests/benchmarks/test_bench_containers.py`` (``
 from __future__ import annotations
 
 import pytest
-from container_images import build_gc_template
-from docker_support import labelled_image
-from sizes import pick
 
 from vsbench.harness.contract import LABEL_BATCH, LABEL_CONTRACT_VERSION, LABEL_TASK
 from vsbench.harness.docker_runtime import Limits, run_image
 from vsbench.harness.split import Split
 
+from container_images import build_gc_template
+from docker_support import labelled_image
+from sizes import pick
 from speedup import report_speedup
 from splitfactory import make_split
 

@@ -22,11 +22,10 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from sizes import pick  # noqa: E402
-
 from vsbench.harness.scale import dask_client, evaluate_lmc_dask  # noqa: E402
 from vsbench.harness.split import Split  # noqa: E402
 
+from sizes import pick  # noqa: E402
 from speedup import report_speedup  # noqa: E402
 from splitfactory import ORGANELLES, make_predictions, make_split  # noqa: E402
 

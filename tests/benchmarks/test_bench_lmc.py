@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage
-from sizes import pick
 from threadpoolctl import threadpool_limits
 
 from vsbench.metrics.lmc import ALL_METRICS, image_metrics
 
 from lmc_reference import reference_metrics
+from sizes import pick
 from speedup import report_speedup
 
 SIZE = pick(2048, 256)

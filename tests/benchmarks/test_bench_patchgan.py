@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sizes import SLOW_IN_FULL, pick
 
 from vsbench.algorithms.patchgan.networks import PatchGANGenerator, count_parameters
+
+from sizes import SLOW_IN_FULL, pick
 
 SHAPE = pick((2154, 2554), (138, 186))  # smoke: 4 x 32 + 10 by 5 x 32 + 26, padded as the full size is
 MULTIPLE = 32

@@ -19,13 +19,13 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from sizes import pick
 
 from vsbench.algorithms.base import ORGANELLES, Case
 from vsbench.algorithms.vqgan.config import count_parameters, get_config
 from vsbench.algorithms.vqgan.predictor import VQGANSpecialists
 from vsbench.algorithms.vqgan.train import Trainer
 
+from sizes import pick
 from speedup import report_speedup
 
 SHAPE = pick((2048, 2048), (256, 256))
