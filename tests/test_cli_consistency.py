@@ -191,7 +191,10 @@ def test_compare_takes_a_shipped_policy_by_name_from_any_folder(scored, tmp_path
 
 def test_compare_help_lists_the_shipped_policies_and_no_missing_path(tmp_path):
     text = vsbench("compare", "--help", cwd=tmp_path).stdout
-    assert "--policy NAME|FILE" in text and "shipped: default" in text
+    from vsbench.leaderboard.policies import names
+
+    assert "--policy NAME|FILE" in text and {"adipocyte", "default"} <= set(names())
+    assert f"shipped: {', '.join(names())}" in " ".join(text.split())
     assert "vsbench/leaderboard/policies" not in text
 
 

@@ -132,3 +132,24 @@ def test_bootstrap_of_a_single_entry():
     stab = bootstrap_ranks(table, "mean-rank", n=50)
     assert stab.tau == {"test": {"mean": None, "lo": None, "hi": None}}
     assert stab.summary[["rank", "rank_lo", "rank_hi", "p_first"]].values.tolist() == [[1, 1, 1, 1]]
+
+
+def _adipocyte_metrics(path: Path, mae: list[float]) -> Path:
+    """A minimal adipocyte metrics.json: one image set per value, at 20x, z-deviations 0, 1, 2, ..."""
+    results = [{"image_set": f"B03_F{i + 1:03d}", "magnification": "20x", "d": i % 3, "pixel_mae": v,
+                "feature_mae": v, "mae": v} for i, v in enumerate(mae)]
+    path.write_text(json.dumps({"task": "adipocyte", "results": results, "errors": [],
+                                "provenance": {"split": "test", "split_hash": "ab" * 32, "algorithm": path.stem}}))
+    return path
+
+
+def test_the_shipped_adipocyte_policy_gates_adipocyte_runs(tmp_path):
+    base = _adipocyte_metrics(tmp_path / "v1.json", [0.30 + 0.01 * i for i in range(12)])
+    same = _adipocyte_metrics(tmp_path / "v2.json", [0.30 + 0.01 * i for i in range(12)])
+    worse = _adipocyte_metrics(tmp_path / "v3.json", [0.40 + 0.012 * i for i in range(12)])
+    vsbench("compare", base, same, "--policy", "adipocyte", cwd=tmp_path, expect=0)
+    out = vsbench("compare", base, worse, "--policy", "adipocyte", cwd=tmp_path, expect=1).stdout
+    assert out.startswith("REGRESSION") and "mae (20x)" in out
+    # the Light My Cells policy names organelles and SSIM/PCC: on adipocyte runs that is a mistake, said so
+    line = _one_error_line(vsbench("compare", base, worse, "--policy", "default", cwd=tmp_path, expect=2).stderr)
+    assert "SSIM" in line and "pixel_mae" in line

@@ -69,4 +69,11 @@ def test_show_and_publish_refuse_a_benchmark_with_no_scores(tmp_path, capsys):
                                     "splits": [{"name": "test", "path": "nowhere"}],
                                     "submissions": [{"name": "input", "version": "1", "solution": "input"}]}))
     assert main(["--quiet", "leaderboard", "publish", str(path), "--out", str(tmp_path / "site")]) == 2
-    assert "has no scored runs" in capsys.readouterr().err
+    assert "no results database at" in capsys.readouterr().err  # nothing stored yet: none is created either
+    assert not (tmp_path / "ws").exists()
+    from vsbench.harness.store import ResultStore
+
+    ResultStore(workspace=tmp_path / "ws").close()  # a database, but no run of this benchmark in it
+    for words in (["publish", str(path), "--out", str(tmp_path / "site")], ["show", str(path)]):
+        assert main(["--quiet", "leaderboard", *words]) == 2
+        assert "has no scored runs" in capsys.readouterr().err
