@@ -49,12 +49,17 @@ class Entry:
 
 
 def board_entries(store, benchmark: str, split: str | None = None) -> list[Entry]:
-    """Every complete, scored run of ``benchmark`` (optionally of one split), with its most recent score;
-    :class:`ValueError` (one line) when the benchmark has none."""
-    entries = []
-    for row in store.list_runs(benchmark=benchmark):
+    """The newest complete, scored run of each submission (name and version) on each split of ``benchmark``
+    (optionally of one split), with its most recent score; :class:`ValueError` (one line) when the benchmark has
+    none. An older run of the same name@version (e.g. an image rebuilt under the same version) is not an entry."""
+    entries, seen = [], set()
+    for row in store.list_runs(benchmark=benchmark):  # newest first
         if row["status"] != "complete" or not row.get("score_keys") or (split and row["split_name"] != split):
             continue
+        identity = (row["submission"], row["submission_version"], row["split_name"])
+        if identity in seen:
+            continue
+        seen.add(identity)
         scores = [store.get_score(k) for k in row["score_keys"]]
         latest = max((s for s in scores if s), key=lambda s: s.get("updated_at") or s.get("created_at"))
         entries.append(Entry(row["submission"], row["submission_version"], row["split_name"], row["run_key"],

@@ -312,3 +312,29 @@ def test_the_page_shows_both_versions(site, browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "leaderboard-versions.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_a_name_at_version_run_again_as_another_model_is_one_board_entry_the_newest(tmp_path):
+    """The same name@version run twice as different models (an image rebuilt under the same version): two stored
+    runs, one board row, the newer run's; never an average of the two."""
+    vsbench("data", "synth", "lmc", "data", "--fovs", "2", "--size", "64", "--seed", "0", cwd=tmp_path)
+    bench = tmp_path / "bench.yaml"
+    for solution in ("blurred", "inverted"):
+        bench.write_text(f"name: b\ntask: lmc\nsplits: [{{name: test, path: data/test}}]\n"
+                         f"submissions:\n  - {{name: m, version: '1', solution: {solution}}}\n"
+                         f"  - {{name: input, version: '1', solution: input}}\n")
+        vsbench("run", "bench.yaml", "--quiet", cwd=tmp_path)
+    runs = json.loads(vsbench("results", "list", "--json", cwd=tmp_path).stdout)
+    assert sorted(r["submission"] for r in runs) == ["input", "m", "m"]
+    newest = next(r for r in runs if r["submission"] == "m")  # results list: newest first
+    board = json.loads(vsbench("leaderboard", "show", "bench.yaml", "--json", "--bootstrap", "0",
+                               cwd=tmp_path).stdout)
+    rows = [r for r in board["rows"] if r["submission"] == "m"]
+    assert len(rows) == 1 and rows[0]["n_cases"] == 12
+    from vsbench.harness.store import ResultStore
+    from vsbench.leaderboard.data import board_entries
+
+    with ResultStore(workspace=tmp_path / ".vsbench") as store:
+        entries = [e for e in board_entries(store, "b") if e.submission == "m"]
+    assert [e.run_key for e in entries] == [newest["run_key"]]
