@@ -20,7 +20,7 @@ def z_deviation_figure(tables: dict[str, pd.DataFrame], metrics=("PCC", "SSIM"),
     ``tables`` maps an entry label (``name@version``) to its tidy score table; ``styles`` (default
     :func:`vsbench.leaderboard.figures.entry_styles` of the labels) gives each entry the colour it has on the
     published leaderboard of the same entries."""
-    from vsbench.leaderboard.figures import entry_styles
+    from vsbench.leaderboard.figures import entry_legend, entry_styles
 
     styles = styles or entry_styles(tables)
     organelles = [o for o in ORGANELLE_METRICS if any((t["organelle"] == o).any() for t in tables.values())]
@@ -40,14 +40,7 @@ def z_deviation_figure(tables: dict[str, pd.DataFrame], metrics=("PCC", "SSIM"),
             ax.grid(alpha=0.3)
             if row == len(metrics) - 1:
                 ax.set_xlabel("|image_z - best_z| (planes)")
-    seen: dict[str, object] = {}
-    for ax in axes.ravel():
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            seen.setdefault(label, handle)
-    labels = [name for name in tables if name in seen]
-    if labels:
-        fig.legend([seen[n] for n in labels], labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
-                   frameon=False)
+    labels = entry_legend(fig, axes, list(tables))
     fig.tight_layout(rect=(0, 0.06 + 0.03 * ((len(labels) - 1) // 4), 1, 1))
     return fig
 

@@ -73,6 +73,14 @@ def z_deviation_figure(table: pd.DataFrame, order: list[str], metrics: list[str]
                 ax.set_xlabel("z-deviation (planes from focus)")
             if c == 0:
                 ax.set_ylabel(metric)
+    shown = entry_legend(fig, axes, order)
+    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(shown) // 4), 1, 1))
+    return fig
+
+
+def entry_legend(fig: Figure, axes: np.ndarray, order: list[str]) -> list[str]:
+    """One legend for the whole figure below its panels: every entry drawn in any of ``axes``, in ``order``,
+    four to a row; returns the entries shown."""
     seen: dict[str, object] = {}
     for ax in axes.ravel():
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -81,8 +89,7 @@ def z_deviation_figure(table: pd.DataFrame, order: list[str], metrics: list[str]
     if shown:
         fig.legend([seen[n] for n in shown], shown, loc="lower center", ncol=min(len(shown), 4), fontsize=8,
                    frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(shown) // 4), 1, 1))
-    return fig
+    return shown
 
 
 def z_deviation_curves(table: pd.DataFrame, order: list[str], path: Path, metrics: list[str],
