@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
@@ -809,6 +810,9 @@ def _main(argv: list[str] | None) -> int:
     args = parser.parse_args(argv)
     if not args.debug:
         warnings.formatwarning = _plain_warning
+        # a local Dask cluster's nanny warns when a busy worker takes over 4 s to stop and is killed: routine at
+        # the end of a run on a loaded machine, not the user's concern (--debug shows it)
+        logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
     try:
         return args.func(args)
     except KeyboardInterrupt:
