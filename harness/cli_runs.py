@@ -77,10 +77,13 @@ def add_runs(sub: argparse._SubParsersAction) -> None:
                             ("show", "one run: provenance, cases, scores")):
         p = actions.add_parser(name, help=help_text, description=help_text)
         if name == "show":
-            p.add_argument("run_key", help="run key or a unique prefix of it (from 'vsbench results list')")
+            p.add_argument("run", metavar="RUN", help="the run, as 'vsbench results list' shows it: NAME@VERSION "
+                           "(e.g. model@v1), a run key or a unique prefix of it, or a NAME stored at one version")
         p.add_argument("--workspace", type=Path, help=WORKSPACE_HELP)
         p.add_argument("--database", metavar="URL", help=READ_DATABASE_HELP)
-        p.add_argument("--benchmark", help="list: only this benchmark")
+        p.add_argument("--benchmark", metavar="NAME", help="only runs of this benchmark (the name in its file)")
+        if name == "show":
+            p.add_argument("--split", metavar="NAME", help="only runs on this split (its name in the benchmark file)")
         p.add_argument("--json", action="store_true", help="JSON for scripts")
         p.set_defaults(func=_cmd_results_list if name == "list" else _cmd_results_show)
 
@@ -201,11 +204,11 @@ def _print_failed_cases(cases: list[dict], limit: int = 20) -> None:
 
 
 def _cmd_results_show(args) -> int:
+    from vsbench.harness.run_selection import select_run
+
     with _open_store(_read_store_url(args), must_exist=True) as store:
-        matches = [r for r in store.list_runs() if r["run_key"].startswith(args.run_key)]
-        if len(matches) != 1:
-            raise ValueError(f"run key {args.run_key!r} matches {len(matches)} runs (see 'vsbench results list')")
-        run = store.get_run(matches[0]["run_key"])
+        row = select_run(store, args.run, args.benchmark, args.split)
+        run = store.get_run(row["run_key"])
         run["scores"] = [store.get_score(k) for k in run.get("score_keys", [])]
     if args.json:
         print(json.dumps(run, indent=1, default=str))

@@ -33,6 +33,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from vsbench.harness.run_selection import RunSelectionError, select_run
 from vsbench.leaderboard.data import Entry, case_table, entry_label
 
 OVERALL = "overall"
@@ -138,52 +139,6 @@ def _metrics_entry(path: Path) -> Entry:
     return Entry(name, "", str(prov.get("split") or ""), str(metrics_path), "", metrics_path, run, {})
 
 
-def _candidate(row: dict, with_benchmark: bool) -> str:
-    where = f" in {row['benchmark']}" if with_benchmark else ""
-    return (f"{entry_label(row['submission'], row.get('submission_version'))} on {row.get('split_name')}{where} "
-            f"({row['run_key'][:12]})")
-
-
-def _candidates(rows: list[dict], limit: int = 8) -> str:
-    """``name@version on split [in benchmark] (run key prefix)`` of each row (at most ``limit``), one line."""
-    several = len({r["benchmark"] for r in rows}) > 1
-    rows = sorted(rows, key=lambda r: (r["benchmark"], r["submission"], str(r.get("submission_version")),
-                                       str(r.get("split_name")), r["run_key"]))
-    shown = [_candidate(r, several) for r in rows[:limit]]
-    return ", ".join(shown) + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
-
-
-def _scope_runs(store, benchmark: str | None, split: str | None) -> list[dict]:
-    """The stored runs of ``benchmark`` on ``split`` (None: all); :class:`ValueError` naming the known ones when
-    either selects nothing."""
-    runs = store.list_runs(benchmark=benchmark)
-    if benchmark is not None and not runs:
-        known = sorted({r["benchmark"] for r in store.list_runs()})
-        raise ValueError(f"no stored runs of benchmark {benchmark!r} (benchmarks: {', '.join(known) or 'none'})")
-    if split is not None:
-        on = [r for r in runs if r.get("split_name") == split]
-        if not on:
-            known = sorted({str(r.get("split_name")) for r in runs})
-            of = f" of benchmark {benchmark!r}" if benchmark is not None else ""
-            raise ValueError(f"no stored runs on split {split!r}{of} (splits: {', '.join(known) or 'none'})")
-        runs = on
-    return runs
-
-
-def _select(runs: list[dict], ref: str) -> tuple[list[dict], list[dict]]:
-    """The runs ``ref`` selects (``NAME@VERSION``, a run key prefix, else a bare NAME) and, for an error, the
-    runs it could have meant."""
-    name, at, version = ref.partition("@")
-    if at:
-        same_name = [r for r in runs if r["submission"] == name]
-        return [r for r in same_name if (r.get("submission_version") or "") == version], same_name or runs
-    by_key = [r for r in runs if r["run_key"].startswith(ref)]
-    if by_key:
-        return by_key, by_key
-    same_name = [r for r in runs if r["submission"] == ref]
-    return same_name, same_name or runs
-
-
 def _run_entry(store, row: dict) -> Entry:
     scores = [s for s in (store.get_score(k) for k in row.get("score_keys") or []) if s]
     label = entry_label(row["submission"], row.get("submission_version"))
@@ -204,29 +159,15 @@ def resolve(store, ref: str, benchmark: str | None = None, split: str | None = N
     (as ``vsbench results show``), or by a bare ``NAME`` stored at one version only; ``benchmark`` and ``split``
     narrow the runs looked at. :class:`ValueError` (one line) when ``ref`` selects several runs or none, listing
     the candidates as ``name@version on split (run key prefix)``."""
-    matches: list[dict] = []
-    near: list[dict] = []
-    scope = ""
     if store is not None:
-        matches, near = _select(_scope_runs(store, benchmark, split), ref)
-        if len(matches) == 1:
-            return _run_entry(store, matches[0])
-        scope = "".join(f" {what} {value!r}" for what, value in (("of benchmark", benchmark), ("on split", split))
-                        if value is not None)
+        try:
+            return _run_entry(store, select_run(store, ref, benchmark, split, otherwise=" nor a metrics.json"))
+        except RunSelectionError:
+            if not Path(ref).exists():
+                raise
     if Path(ref).exists():
         return _metrics_entry(Path(ref))
-    if len(matches) > 1:
-        def differ(key) -> bool:
-            return len({key(r) for r in matches}) > 1
-        hint = " and ".join(h for h, key in (("NAME@VERSION", lambda r: r.get("submission_version")),
-                                              ("--benchmark NAME", lambda r: r["benchmark"]),
-                                              ("--split NAME", lambda r: r.get("split_name"))) if differ(key))
-        raise ValueError(f"{ref!r} is ambiguous: it matches {len(matches)} stored runs{scope}: "
-                         f"{_candidates(matches)}; narrow it with {hint or 'a run key prefix'}")
-    could = f" (candidates: {_candidates(near)})" if near else ""
-    if "@" in ref and store is not None:
-        raise ValueError(f"{ref!r} matches no stored run{scope}{could}")
-    raise ValueError(f"{ref!r} is neither a stored run key, NAME@VERSION{scope} nor a metrics.json{could}")
+    raise ValueError(f"{ref!r} is neither a stored run key, NAME@VERSION nor a metrics.json")
 
 
 def describe(entry: Entry) -> str:

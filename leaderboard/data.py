@@ -17,16 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from vsbench.harness.run_selection import run_label as entry_label  # name@version, as everywhere
 from vsbench.metrics import higher_is_better
 
 ADIPOCYTE_CASE_METRICS = ("pixel_mae", "feature_mae", "mae")
 COLUMNS = ["submission", "version", "split", "case", "group", "metric", "z_deviation", "value", "higher_is_better"]
-
-
-def entry_label(submission: str, version: str | None) -> str:
-    """How an entry is named wherever it is shown: ``name@version`` (a submission is its name and version;
-    ``model@v1`` and ``model@v2`` are two entries), or the bare name when there is no version."""
-    return f"{submission}@{version}" if version not in (None, "") else str(submission)
 
 
 @dataclass

@@ -89,6 +89,25 @@ def test_versions_are_kept_apart_in_runs(ws):
 
 
 @pytest.mark.slow
+def test_results_show_takes_the_selectors_results_list_shows(ws):
+    runs = _runs(ws, "bench")
+    v2 = runs[("model", "v2", "test")]
+    shown = json.loads(vsbench("results", "show", "model@v2", "--benchmark", "bench", "--json", cwd=ws).stdout)
+    assert shown["run_key"] == v2["run_key"] and shown["submission_version"] == "v2"
+    by_key = json.loads(vsbench("results", "show", v2["run_key"][:10], "--json", cwd=ws).stdout)
+    assert by_key["run_key"] == v2["run_key"]
+    text = vsbench("results", "show", "input@1", cwd=ws).stdout  # input@1 is stored once: no scope needed
+    assert runs[("input", "1", "test")]["run_key"] in text
+    # model@v1 is in two benchmarks and, in twosplits, on two splits: the error lists them and what narrows it
+    err = _error(vsbench("results", "show", "model@v1", cwd=ws, expect=2))
+    assert "ambiguous" in err and "--benchmark" in err and f"({runs[('model', 'v1', 'test')]['run_key'][:12]})" in err
+    err = _error(vsbench("results", "show", "model@v1", "--benchmark", "twosplits", cwd=ws, expect=2))
+    assert "--split" in err
+    vsbench("results", "show", "model@v1", "--benchmark", "twosplits", "--split", "train", cwd=ws)
+    assert "'model@v9'" in _error(vsbench("results", "show", "model@v9", "--benchmark", "bench", cwd=ws, expect=2))
+
+
+@pytest.mark.slow
 def test_compare_takes_name_at_version(ws):
     runs = _runs(ws, "bench")
     proc = vsbench("compare", "model@v1", "model@v2", "--benchmark", "bench", "--json", cwd=ws, expect=None)
