@@ -54,12 +54,22 @@ def algorithm_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def learns(name: str) -> bool:
+    """Whether the named algorithm learns from data (has ``fit``): it needs a training split or trained weights."""
+    return hasattr(algorithm_class(name), "fit")
+
+
+def loads_checkpoints(name: str) -> bool:
+    """Whether the named algorithm can be loaded from a checkpoint (its constructor takes ``checkpoint``)."""
+    return "checkpoint" in inspect.signature(algorithm_class(name)).parameters
+
+
 def make_algorithm(name: str, checkpoint: str | Path | None = None) -> Predictor | AdipocytePredictor:
     """A fresh instance of the named algorithm with its default settings, or loaded from ``checkpoint`` (a
     folder written by ``vsbench train``) for the algorithms that take one."""
     cls = algorithm_class(name)
     if checkpoint is None:
         return cls()
-    if "checkpoint" not in inspect.signature(cls).parameters:
+    if not loads_checkpoints(name):
         raise ValueError(f"algorithm '{name}' does not load checkpoints")
     return cls(checkpoint=checkpoint)

@@ -242,22 +242,6 @@ def load_benchmark(path: Path | str) -> Benchmark:
     return parse_benchmark(data, path)
 
 
-def _learns(solution: str) -> bool:
-    """Whether the registry's ``solution`` learns from data (has ``fit``): it then needs ``train:`` or a
-    checkpoint."""
-    from vsbench.algorithms.registry import algorithm_class
-
-    return hasattr(algorithm_class(solution), "fit")
-
-
-def _loads_checkpoints(solution: str) -> bool:
-    import inspect
-
-    from vsbench.algorithms.registry import algorithm_class
-
-    return "checkpoint" in inspect.signature(algorithm_class(solution)).parameters
-
-
 def _split_problem(path: Path, task: str | None, what: str) -> str | None:
     """Why ``path`` cannot serve as a split of ``task`` (``what`` says who needs it, e.g. "the benchmark is lmc"),
     or None."""
@@ -278,7 +262,7 @@ def benchmark_problems(bench: Benchmark) -> list[str]:
     with neither ``train:`` nor ``checkpoint:``; a ``checkpoint``, ``train`` or ``archive`` path that does not
     exist (or a training split of another task, a checkpoint for a solution that loads none). Images are checked
     when the run resolves them (that needs the Docker engine)."""
-    from vsbench.algorithms.registry import algorithm_task
+    from vsbench.algorithms.registry import algorithm_task, learns, loads_checkpoints
 
     source = bench.source or Path("benchmark")
     problems: list[str] = []
@@ -307,13 +291,13 @@ def benchmark_problems(bench: Benchmark) -> list[str]:
         if sub.checkpoint is not None:
             if not sub.checkpoint.exists():
                 problem(f"{at}.checkpoint", f"{sub.checkpoint} not found")
-            elif not _loads_checkpoints(sub.solution):
+            elif not loads_checkpoints(sub.solution):
                 problem(f"{at}.checkpoint", f"{sub.solution} does not load checkpoints")
         if sub.train is not None:
             why = _split_problem(sub.train, task, f"{sub.solution} learns from {task} splits")
             if why:
                 problem(f"{at}.train", why)
-        elif sub.checkpoint is None and _learns(sub.solution):
+        elif sub.checkpoint is None and learns(sub.solution):
             problem(f"{at}.train", f"{sub.solution} learns from data: give a training split (train: PATH) or a "
                     "trained checkpoint (checkpoint: PATH)")
     return problems

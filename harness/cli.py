@@ -593,8 +593,8 @@ def _predictor_and_train(args, split=None):
             raise ValueError(f"{args.algorithm} is an {task} algorithm; {s.root} is an {s.task} split")
     if args.checkpoint is not None and args.train is not None:
         raise ValueError("give either --train (train the model) or --checkpoint (load a trained one), not both")
-    if args.checkpoint is None and args.train is None and missing_weights(args.algorithm):
-        raise ValueError(missing_weights(args.algorithm))
+    if args.checkpoint is None and args.train is None and (problem := missing_weights(args.algorithm)):
+        raise ValueError(problem)
     device = getattr(args, "device", "auto")
     if device == "auto":  # the algorithms that take a device pick CUDA when there is one
         return make_algorithm(args.algorithm, checkpoint=args.checkpoint), train

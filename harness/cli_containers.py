@@ -159,8 +159,8 @@ def _cmd_run(args) -> int:
 
         if args.checkpoint is not None and args.train is not None:
             raise ValueError("give either --train (train the solution) or --checkpoint (load a trained one), not both")
-        if args.checkpoint is None and args.train is None and missing_weights(args.image):
-            raise ValueError(missing_weights(args.image))
+        if args.checkpoint is None and args.train is None and (problem := missing_weights(args.image)):
+            raise ValueError(problem)
         record = run_local(args.image, args.split, args.predictions, checkpoint=args.checkpoint, train=args.train,
                            cases=args.cases, overwrite=args.overwrite, progress=not args.quiet)
     else:

@@ -72,13 +72,10 @@ def missing_weights(algorithm: str) -> str | None:
     """The one-line error for running ``algorithm`` with neither ``--checkpoint`` nor ``--train`` when it is a deep
     model (it learns and loads checkpoints): how to pass weights, the committed ones where there are some; None
     for any other algorithm (those that learn then ask for a training split themselves)."""
-    import inspect
-
     from vsbench.algorithms.checkpoints import DEMO_CHECKPOINTS
-    from vsbench.algorithms.registry import algorithm_class
+    from vsbench.algorithms.registry import learns, loads_checkpoints
 
-    cls = algorithm_class(algorithm)
-    if not hasattr(cls, "fit") or "checkpoint" not in inspect.signature(cls).parameters:
+    if not (learns(algorithm) and loads_checkpoints(algorithm)):
         return None
     if algorithm in DEMO_CHECKPOINTS:
         return (f"algorithm '{algorithm}' needs trained weights: pass its committed checkpoint with --checkpoint "

@@ -505,20 +505,23 @@ def _repair_log_paths(item: _Item, record: dict) -> bool:
     return bool(changed)
 
 
+def _unfinished_row(bench: Benchmark, item: _Item, hw: dict, status: str) -> dict:
+    """The run row of ``item`` before it has a run.json: what it is and where, with ``status``."""
+    res = item.res
+    return {"run_key": item.key, "benchmark": bench.name, "submission": res.submission.name,
+            "submission_version": res.submission.version, "submission_kind": res.submission.kind,
+            "split_name": item.spec.name, "split_path": str(item.split.root), "split_hash": item.split.split_hash,
+            "runtime": res.runtime, "status": status, "vsbench_version": __version__, "hardware": hw,
+            "seed": bench.seed, "image_digest": res.image_digest, "checkpoint_hash": res.checkpoint_hash}
+
+
 def _store_failed(bench: Benchmark, item: _Item, store, hw: dict, reason: str) -> None:
     """Store ``item``'s run as failed, every case with ``reason`` (no predictions, no logs kept)."""
     from vsbench.harness.contract import case_ids
 
-    res = item.res
     cases = item.job.get("cases") or case_ids(item.split)
-    store.upsert_run({"run_key": item.key, "benchmark": bench.name, "submission": res.submission.name,
-                      "submission_version": res.submission.version, "submission_kind": res.submission.kind,
-                      "split_name": item.spec.name, "split_path": str(item.split.root),
-                      "split_hash": item.split.split_hash, "runtime": res.runtime, "status": "failed",
-                      "vsbench_version": __version__, "hardware": hw, "seed": bench.seed,
-                      "image_digest": res.image_digest, "checkpoint_hash": res.checkpoint_hash,
-                      "finished_at": _utc(time.time()), "n_cases": len(cases), "n_succeeded": 0,
-                      "n_failed": len(cases)})
+    store.upsert_run({**_unfinished_row(bench, item, hw, "failed"), "finished_at": _utc(time.time()),
+                      "n_cases": len(cases), "n_succeeded": 0, "n_failed": len(cases)})
     store.replace_cases(item.key, [{"case": c, "status": "failed", "reason": reason} for c in cases])
 
 
@@ -536,7 +539,6 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
 
     pending = {}
     for item in items:
-        res = item.res
         if (item.final / RUN_RECORD).is_file():
             record = json.loads((item.final / RUN_RECORD).read_text())
             repaired = _repair_log_paths(item, record)
@@ -551,12 +553,7 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
             else:
                 outcome.reused_runs += 1
             continue
-        store.upsert_run({"run_key": item.key, "benchmark": bench.name, "submission": res.submission.name,
-                          "submission_version": res.submission.version, "submission_kind": res.submission.kind,
-                          "split_name": item.spec.name, "split_path": str(item.split.root),
-                          "split_hash": item.split.split_hash, "runtime": res.runtime, "status": "running",
-                          "vsbench_version": __version__, "hardware": hw, "seed": bench.seed,
-                          "image_digest": res.image_digest, "checkpoint_hash": res.checkpoint_hash})
+        store.upsert_run(_unfinished_row(bench, item, hw, "running"))
         pending[dask.submit(inference_job, item.job, pure=False, resources=_resources(bench))] = (item, False)
 
     with tqdm(total=len(pending), desc=f"{bench.name}: inference", unit="run", disable=not progress) as bar:

@@ -533,20 +533,20 @@ class ResultStore:
         if must_exist:
             _check_exists(parsed)
         self.url = parsed.render_as_string(hide_password=False)
-        self._shown = self.display_url = parsed.render_as_string(hide_password=True)
+        self.display_url = parsed.render_as_string(hide_password=True)
         self._engine = _make_engine(parsed)
         self._postgres = parsed.get_backend_name() == "postgresql"
         try:
-            self.schema_revision = _migrate_retrying(self._engine, self._shown, self._postgres)
+            self.schema_revision = _migrate_retrying(self._engine, self.display_url, self._postgres)
         except SQLAlchemyError as exc:
             self._engine.dispose()
-            raise StoreError(f"results store {self._shown}: {_one_line(exc)}") from None
+            raise StoreError(f"results store {self.display_url}: {_one_line(exc)}") from None
         except BaseException:
             self._engine.dispose()
             raise
 
     def __repr__(self) -> str:
-        return f"ResultStore({self._shown!r}, schema {self.schema_revision})"
+        return f"ResultStore({self.display_url!r}, schema {self.schema_revision})"
 
     def __enter__(self) -> ResultStore:
         return self
@@ -568,7 +568,7 @@ class ResultStore:
         except IntegrityError as exc:
             raise StoreError(f"{what}: {_one_line(exc)}") from None
         except (DBAPIError, SQLAlchemyError) as exc:
-            raise StoreError(f"{what}: results store {self._shown}: {_one_line(exc)}") from None
+            raise StoreError(f"{what}: results store {self.display_url}: {_one_line(exc)}") from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -576,7 +576,7 @@ class ResultStore:
             with self._engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"results store {self._shown}: {_one_line(exc)}") from None
+            raise StoreError(f"results store {self.display_url}: {_one_line(exc)}") from None
 
     def _insert(self, table: sa.Table):
         if self._postgres:
