@@ -520,9 +520,8 @@ def _store_failed(bench: Benchmark, item: _Item, store, hw: dict, reason: str) -
     from vsbench.harness.contract import case_ids
 
     cases = item.job.get("cases") or case_ids(item.split)
-    store.upsert_run({**_unfinished_row(bench, item, hw, "failed"), "finished_at": _utc(time.time()),
-                      "n_cases": len(cases), "n_succeeded": 0, "n_failed": len(cases)})
-    store.replace_cases(item.key, [{"case": c, "status": "failed", "reason": reason} for c in cases])
+    store.upsert_run({**_unfinished_row(bench, item, hw, "failed"), "finished_at": _utc(time.time())},
+                     cases=[{"case": c, "status": "failed", "reason": reason} for c in cases])
 
 
 def _resources(bench: Benchmark) -> dict[str, float] | None:
@@ -543,9 +542,9 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
             record = json.loads((item.final / RUN_RECORD).read_text())
             repaired = _repair_log_paths(item, record)
             stored = store.get_run(item.key)
-            if repaired or stored is None or stored.get("predictions_hash") != item.predictions_hash():
-                store.upsert_run(_run_row(bench, item, record, {}, hw))
-                store.replace_cases(item.key, _case_rows(record))
+            if repaired or stored is None or stored.get("predictions_hash") != item.predictions_hash() \
+                    or len(stored["cases"]) != len(record["cases"]):  # an older vsbench killed mid-store
+                store.upsert_run(_run_row(bench, item, record, {}, hw), cases=_case_rows(record))
             failed = [c["case"] for c in record["cases"] if c["status"] != "succeeded"]
             if retry_failed and failed:
                 pending[dask.submit(inference_job, {**item.job, "cases": failed}, pure=False,
@@ -578,8 +577,7 @@ def _infer(bench: Benchmark, items: list[_Item], store, dask, retry_failed: bool
                 _finalize(partial, item.final)
                 record = json.loads((item.final / RUN_RECORD).read_text())
             item.predictions_hash(fresh=True)
-            store.upsert_run(_run_row(bench, item, record, result, hw))
-            store.replace_cases(item.key, _case_rows(record))
+            store.upsert_run(_run_row(bench, item, record, result, hw), cases=_case_rows(record))
             outcome.inferred += 1
             bar.update(1)
 

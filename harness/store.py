@@ -507,6 +507,32 @@ def _row(mapping) -> dict[str, Any]:
     return dict(mapping)
 
 
+def _case_rows(run_key: str, cases: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``cases`` (dicts as ``run.json``'s, or objects with a ``to_dict``) as validated case_results rows."""
+    rows = []
+    for i, case in enumerate(cases):
+        case = case.to_dict() if hasattr(case, "to_dict") else case
+        row = _validated(case, CASE_FIELDS, f"replace_cases {run_key}: case {i}")
+        for name in ("case", "status"):
+            if row.get(name) is None:
+                raise ValueError(f"replace_cases {run_key}: case {i}: {name} missing")
+        rows.append({**{k: None for k in CASE_FIELDS}, **row, "run_key": run_key})
+    return rows
+
+
+def _write_cases(conn: Connection, run_key: str, rows: list[dict[str, Any]]) -> None:
+    """Replace the run's case results by ``rows`` and set its case counts, inside the caller's transaction."""
+    n_ok = sum(r["status"] == "succeeded" for r in rows)
+    # the run's row first: its lock serialises two writers of the same run (PostgreSQL)
+    changed = conn.execute(runs.update().where(runs.c.run_key == run_key).values(
+        n_cases=len(rows), n_succeeded=n_ok, n_failed=len(rows) - n_ok, updated_at=_now()))
+    if changed.rowcount == 0:
+        raise StoreError(f"replace_cases: no run {run_key} (upsert_run first)")
+    conn.execute(case_results.delete().where(case_results.c.run_key == run_key))
+    if rows:
+        conn.execute(case_results.insert(), rows)
+
+
 class ResultStore:
     """Runs, case results, scores and metric values in an SQLite file or a PostgreSQL database.
 
@@ -593,11 +619,13 @@ class ResultStore:
 
     # ------------------------------------------------------------------ runs
 
-    def upsert_run(self, run: Mapping[str, Any]) -> None:
+    def upsert_run(self, run: Mapping[str, Any], cases: list[Mapping[str, Any]] | None = None) -> None:
         """Insert the run ``run["run_key"]`` or update the fields ``run`` gives (the others keep their values).
 
         A new run needs ``benchmark`` and ``submission``; ``status`` defaults to ``pending``. ``created_at`` and
-        ``updated_at`` are the store's. The same call twice leaves one row, as after the first.
+        ``updated_at`` are the store's. The same call twice leaves one row, as after the first. ``cases``, when
+        given, replace the run's case results in the same transaction (:meth:`replace_cases`): a process killed
+        in between never leaves a finished run without its cases.
         """
         if not isinstance(run, Mapping):
             raise ValueError(f"upsert_run: expected a dict, got {type(run).__name__}")
@@ -608,6 +636,7 @@ class ResultStore:
         for name in ("benchmark", "submission", "status"):
             if name in row and row[name] is None:
                 raise ValueError(f"upsert_run {key}: {name} cannot be null")
+        case_rows = None if cases is None else _case_rows(key, cases)
         now = _now()
         with self._write(f"upsert_run {key}") as conn:
             if "benchmark" in row and "submission" in row:
@@ -619,30 +648,17 @@ class ResultStore:
                                        .values(**{k: v for k, v in row.items() if k != "run_key"}, updated_at=now))
                 if changed.rowcount == 0:
                     raise StoreError(f"upsert_run {key}: no such run, and a new run needs benchmark and submission")
+            if case_rows is not None:
+                _write_cases(conn, key, case_rows)
 
     def replace_cases(self, run_key: str, cases: list[Mapping[str, Any]]) -> None:
         """Replace the run's case results by ``cases`` (dicts as ``run.json``'s ``cases``, or objects with a
         ``to_dict``) in one transaction: on any error the old rows stay. Also sets the run's ``n_cases``,
         ``n_succeeded`` and ``n_failed`` (every case that did not succeed)."""
         run_key = _check("key", run_key, "replace_cases: run_key")
-        rows = []
-        for i, case in enumerate(cases):
-            case = case.to_dict() if hasattr(case, "to_dict") else case
-            row = _validated(case, CASE_FIELDS, f"replace_cases {run_key}: case {i}")
-            for name in ("case", "status"):
-                if row.get(name) is None:
-                    raise ValueError(f"replace_cases {run_key}: case {i}: {name} missing")
-            rows.append({**{k: None for k in CASE_FIELDS}, **row, "run_key": run_key})
-        n_ok = sum(r["status"] == "succeeded" for r in rows)
+        rows = _case_rows(run_key, cases)
         with self._write(f"replace_cases {run_key}") as conn:
-            # the run's row first: its lock serialises two writers of the same run (PostgreSQL)
-            changed = conn.execute(runs.update().where(runs.c.run_key == run_key).values(
-                n_cases=len(rows), n_succeeded=n_ok, n_failed=len(rows) - n_ok, updated_at=_now()))
-            if changed.rowcount == 0:
-                raise StoreError(f"replace_cases: no run {run_key} (upsert_run first)")
-            conn.execute(case_results.delete().where(case_results.c.run_key == run_key))
-            if rows:
-                conn.execute(case_results.insert(), rows)
+            _write_cases(conn, run_key, rows)
 
     def get_run(self, run_key: str) -> dict[str, Any] | None:
         """The run's row with ``cases`` (sorted by case) and ``score_keys``, or None when there is none."""

@@ -81,6 +81,26 @@ def test_a_run_stores_every_result_with_provenance_and_a_rerun_does_nothing(spli
         assert {k: len(store.metric_values(k)) for k in score_rows} == score_rows
 
 
+def test_a_run_stored_without_its_cases_is_stored_whole_again(split, tmp_path):
+    """A finished run whose cases are missing from the store (an older vsbench wrote the run row and its cases in
+    two transactions, and a SIGKILL fell in between) is re-stored from its run.json by the next run."""
+    import sqlalchemy as sa
+
+    bench = load_benchmark(_write_bench(tmp_path, split))
+    with ResultStore(workspace=bench.workspace) as store:
+        run_benchmark(bench, store, progress=False, log=lambda m: None)
+        before = _snapshot(store)
+    engine = sa.create_engine(f"sqlite:///{bench.workspace / 'results.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM case_results"))
+    engine.dispose()
+    with ResultStore(workspace=bench.workspace) as store:
+        assert all(r["cases"] == [] for r in _snapshot(store).values())
+        again = run_benchmark(bench, store, progress=False, log=lambda m: None)
+        assert (again.inferred, again.reused_runs) == (0, 3)
+        assert _snapshot(store) == before
+
+
 def test_changing_only_the_metric_set_rescores_without_inference(split, tmp_path):
     bench = load_benchmark(_write_bench(tmp_path, split))
     with ResultStore(workspace=bench.workspace) as store:

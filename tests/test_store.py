@@ -191,6 +191,24 @@ def test_default_url_workspace_and_environment(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------------------- upserts
 
 
+def test_a_run_and_its_cases_are_stored_in_one_transaction(db_url):
+    """upsert_run(run, cases=...) writes both or neither: a process killed between two writes could leave a
+    finished run without its cases, which a rerun took as stored."""
+    with ResultStore(db_url) as store:
+        store.upsert_run(_run(), cases=_cases(3))
+        run = store.get_run(_key("r1"))
+        assert len(run["cases"]) == 3 and (run["n_cases"], run["n_succeeded"], run["n_failed"]) == (3, 2, 1)
+        # the cases fail inside the transaction (the same case twice): the run's new status is not kept either
+        twice = _cases(2) + _cases(1)
+        with pytest.raises(StoreError):
+            store.upsert_run({**_run(), "status": "complete"}, cases=twice)
+        run = store.get_run(_key("r1"))
+        assert run["status"] == "running" and len(run["cases"]) == 3
+        with pytest.raises(StoreError):
+            store.upsert_run(_run("r2", status="complete"), cases=twice)
+        assert store.get_run(_key("r2")) is None
+
+
 def test_upserts_are_idempotent(db_url):
     with ResultStore(db_url) as store:
         for _ in range(2):
