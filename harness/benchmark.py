@@ -60,8 +60,13 @@ def _check_name(value: str) -> str:
 
 
 class SplitSpec(_Strict):
+    """A split of the benchmark; ``hidden`` (default true): its ground truth is the challenge's secret, so a public
+    leaderboard site (``vsbench leaderboard publish``, the default mode) shows no ground-truth or difference image
+    of it. Set ``hidden: false`` for a split whose ground truth is public (e.g. a validation split)."""
+
     name: str
     path: Path
+    hidden: bool = True
 
     _name = field_validator("name")(_check_name)
 

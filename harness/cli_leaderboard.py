@@ -43,13 +43,25 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
 
     pub = actions.add_parser(
         "publish", help="write the static leaderboard site (HTML, CSV, JSON, plots) a challenge can host as is",
-        description="Write a static site into --out: per split, the ranked board with 95% bootstrap rank intervals "
-        "and the policy and tie rule stated, metric-vs-z-deviation curves per submission, the rank-stability blob "
-        "plot, the pixel-MAE vs CellProfiler-MAE trade-off (adipocyte), example panels (input, ground truth, each "
-        "prediction), the provenance of every entry, and CSV / JSON exports of every table. Open OUT/index.html.")
+        description="Write a static site into --out (open OUT/index.html; it works offline, from file:// and hosted "
+        "as is). index.html, per split: the ranked board (score, 95% bootstrap rank interval, P(rank 1), cases, the "
+        "mean of every target x metric with its direction), sortable by clicking a header; the entries that failed "
+        "or are partial, with status and reason; metric-vs-z-deviation curves, the rank-stability blob plot and "
+        "(adipocyte) the pixel vs CellProfiler MAE trade-off, one colour per entry throughout; example panels; "
+        "provenance; CSV / JSON exports. entries/NAME@VERSION.html: per entry, its per-case table, metrics.json "
+        "and provenance.json, z-deviation curves against the board's best and the input baseline, its worst case "
+        "per target (input | truth | prediction | difference), its failed cases. "
+        "Default --public: for participants; a hidden split's (splits[].hidden, default true) ground-truth and "
+        "difference panels and every container log are left out. --private: for organisers, everything. No page "
+        "holds a local path or a credential in either mode.")
     pub.add_argument("benchmark", type=Path, help="benchmark YAML file")
     pub.add_argument("--out", type=Path, required=True, help="site folder (created)")
-    pub.add_argument("--database", metavar="URL", help=RUN_DATABASE_HELP + "; the site names it, password hidden")
+    pub.add_argument("--database", metavar="URL", help=RUN_DATABASE_HELP)
+    mode = pub.add_mutually_exclusive_group()
+    mode.add_argument("--public", dest="mode", action="store_const", const="public",
+                      help="the site participants see (the default): no ground truth of a hidden split, no logs")
+    mode.add_argument("--private", dest="mode", action="store_const", const="private",
+                      help="the organisers' site: ground-truth and difference panels of every split, container logs")
     pub.add_argument("--policy", choices=POLICIES, help="ranking policy (default: as for 'show')")
     pub.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help=METRIC_HELP)
     pub.add_argument("--decimals", type=non_negative_int, default=None,
@@ -57,7 +69,7 @@ def add_leaderboard(sub: argparse._SubParsersAction) -> None:
     pub.add_argument("--bootstrap", type=non_negative_int, default=1000, metavar="N",
                      help="case resamples (default 1000; 0: none)")
     pub.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    pub.set_defaults(func=_cmd_publish)
+    pub.set_defaults(func=_cmd_publish, mode="public")
 
 
 def _cmd_publish(args) -> int:
@@ -71,8 +83,9 @@ def _cmd_publish(args) -> int:
     with ResultStore(resolve_database(args.database, bench.database, bench.workspace), must_exist=True) as store:
         boards = build_boards(bench, store, policy, args.decimals, args.bootstrap, args.seed, metrics=metrics)
         index = publish_site(args.out, f"{bench.name} leaderboard", bench.task, boards, bench.metric_set,
-                             store.display_url)
-    print(f"published {bench.name}: {index} ({sum(len(b.board) for b in boards)} entries, policy {policy})")
+                             mode=args.mode)
+    print(f"published {bench.name} ({args.mode}): {index} ({sum(len(b.board) for b in boards)} entries, "
+          f"policy {policy})")
     return 0
 
 

@@ -169,7 +169,7 @@ def run_demo(out: Path, fovs: int = 6, size: int = 256, seed: int = 0, progress:
 
             boards = build_boards(bench, store, default_policy(bench), bootstrap=1000, seed=seed)
             sites[task] = publish_site(out / "site" / task, f"{bench.name} leaderboard", task, boards,
-                                       bench.metric_set, store.display_url)
+                                       bench.metric_set, mode="private")  # the organiser's own view
         runtime = "as sandboxed images" if built else "in-process (local runtime, not sandboxed)"
         print(f"\nsolutions ran {runtime}; done in {time.perf_counter() - t0:.0f} s")
         print(f"results: {store.display_url}  (vsbench results list --workspace {out / '.vsbench'})")

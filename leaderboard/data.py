@@ -100,6 +100,28 @@ def unranked_runs(store, benchmark: str, entries: list[Entry], split: str | None
     return out
 
 
+def provenance(entry: Entry) -> dict:
+    """What produced an entry's scores: the image digest (or checkpoint), runtime, split hash, evaluator and
+    vsbench versions, hardware, and the run and score keys (in full: the site's provenance.json)."""
+    run, score = entry.run, entry.score
+    hw = run.get("hardware") or {}
+    if isinstance(hw, str):
+        hw = json.loads(hw)
+    identity = run.get("image_digest") or (f"checkpoint {run['checkpoint_hash'][:16]}" if run.get("checkpoint_hash")
+                                           else run.get("image_ref") or "–")
+    return {"entry": entry.label, "submission": entry.submission, "version": entry.version, "split": entry.split,
+            "identity": identity, "image_digest": run.get("image_digest"), "image_ref": run.get("image_ref"),
+            "checkpoint_hash": run.get("checkpoint_hash"),
+            "runtime": f"{run.get('runtime')}{'' if run.get('sandboxed') else ' (not sandboxed)'}",
+            "split_hash": run.get("split_hash") or "", "inputs_hash": run.get("inputs_hash"),
+            "predictions_hash": run.get("predictions_hash"), "evaluator": f"{score.get('evaluator_version')}",
+            "vsbench": run.get("vsbench_version"), "limits": run.get("limits"),
+            "hardware": ", ".join(str(x) for x in (hw.get("cpu"), hw.get("gpu") or "no GPU") if x),
+            "started_at": run.get("started_at"), "finished_at": run.get("finished_at"),
+            "duration_s": run.get("duration_s"), "n_cases": run.get("n_cases"), "n_succeeded": run.get("n_succeeded"),
+            "run_key": entry.run_key, "score_key": entry.score_key}
+
+
 def _lmc_rows(entry: Entry, metrics: dict) -> pd.DataFrame:
     from vsbench.harness.evaluate import tidy_from_metrics
 

@@ -20,6 +20,7 @@ METRIC_MODULES = ("vsbench.metrics.lmc", "vsbench.metrics.adipocyte", "vsbench.m
 
 _DIRECTIONS: dict[str, bool] = {}  # metric name -> higher is better
 _WHERE: dict[str, str] = {}  # metric name -> the function that declared it
+_TITLES: dict[str, str] = {}  # metric name -> how a table header or plot names it
 _loaded = False
 
 
@@ -31,11 +32,13 @@ class UnknownMetricError(ValueError):
         super().__init__(f"unknown metric {name!r} (known: {', '.join(known_metrics())})")
 
 
-def metric(*names: str, higher_is_better: bool) -> Callable[[F], F]:
+def metric(*names: str, higher_is_better: bool, titles: dict[str, str] | None = None) -> Callable[[F], F]:
     """Decorator declaring that the function computes the metric(s) ``names`` and in which direction they improve.
 
     Sets ``fn.metric_names`` and ``fn.higher_is_better`` on the function and records every name for
-    :func:`higher_is_better`. Declaring a name again with the other direction is a :class:`ValueError`."""
+    :func:`higher_is_better`; ``titles`` (name -> words, e.g. ``{"E_dist": "Euclidean distance"}``) is how tables
+    and plots name a metric (:func:`metric_title`; default: the name). Declaring a name again with the other
+    direction is a :class:`ValueError`."""
     if not names or not all(isinstance(n, str) and n for n in names):
         raise ValueError("metric: give at least one metric name")
     if not isinstance(higher_is_better, bool):
@@ -50,6 +53,7 @@ def metric(*names: str, higher_is_better: bool) -> Callable[[F], F]:
         for name in names:
             _DIRECTIONS[name] = higher_is_better
             _WHERE.setdefault(name, where)
+            _TITLES[name] = (titles or {}).get(name, name)
         fn.metric_names = tuple(names)
         fn.higher_is_better = higher_is_better
         return fn
@@ -79,3 +83,11 @@ def known_metrics() -> tuple[str, ...]:
     """Every metric name vsbench can produce, in declaration order (Light My Cells, Adipocyte, CellProfiler)."""
     _load()
     return tuple(_DIRECTIONS)
+
+
+def metric_title(name: str, arrow: bool = True) -> str:
+    """How a table header or plot names metric ``name``: its declared title and, with ``arrow``, its direction
+    (``"PCC ↑"``, ``"pixel MAE ↓"``); :class:`UnknownMetricError` for an undeclared name."""
+    better = higher_is_better(name)
+    title = _TITLES.get(name, name)
+    return f"{title} {'↑' if better else '↓'}" if arrow else title

@@ -371,7 +371,7 @@ def channel_pixel_mae(
     return acc.result()["per_channel"]["C01"]
 
 
-@metric("pixel_mae", higher_is_better=False)
+@metric("pixel_mae", higher_is_better=False, titles={"pixel_mae": "pixel MAE"})
 def pixel_mae(
     targets: Sequence[Mapping[str, np.ndarray] | np.ndarray],
     predictions: Sequence[Mapping[str, np.ndarray] | np.ndarray],
@@ -503,7 +503,7 @@ def _coerce_normalisers(normalisers: Mapping[str, Any], features: Sequence[str])
     return out
 
 
-@metric("feature_mae", higher_is_better=False)
+@metric("feature_mae", higher_is_better=False, titles={"feature_mae": "feature MAE"})
 def feature_mae(
     targets: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -599,7 +599,7 @@ def _finite(value: Any, what: str) -> float:
     return value
 
 
-@metric("mae", higher_is_better=False)
+@metric("mae", higher_is_better=False, titles={"mae": "combined MAE"})
 def combined_mae(feature_mae: float, pixel_mae: float) -> float:
     """Score of one magnification: ``np.average([mae_cp, mae_pix])`` (adipocyte.md §1.4,
     ``hackathon_evaluation_metrics.ipynb``), i.e. ``(feature_mae + pixel_mae) / 2``."""

@@ -274,13 +274,13 @@ def structural_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
     return image_metrics(gt, pred, ("SSIM",))["SSIM"]
 
 
-@metric("E_dist", higher_is_better=False)
+@metric("E_dist", higher_is_better=False, titles={"E_dist": "E dist"})
 def euclidean_distance(gt: np.ndarray, pred: np.ndarray) -> float:
     """``sqrt(sum (g - p)^2)`` of the normalised images, not divided by the pixel count."""
     return image_metrics(gt, pred, ("E_dist",))["E_dist"]
 
 
-@metric("C_dist", higher_is_better=False)
+@metric("C_dist", higher_is_better=False, titles={"C_dist": "C dist"})
 def cosine_distance(gt: np.ndarray, pred: np.ndarray) -> float:
     """``|1 - cos(g, p)|`` of the normalised images, clipped to [0, 2] as in sklearn."""
     return image_metrics(gt, pred, ("C_dist",))["C_dist"]

@@ -211,7 +211,7 @@ def test_site_exports_and_tables_hold_both_versions(site):
     for label in LABELS:
         assert html.count(f'data-entry="{label}"') == 1  # one board row each
         assert f"{label} (prediction)" in html  # its example panel
-        assert f"<td>{label}</td>" in html  # its provenance row
+        assert f'">{label}</a></td><td><code>' in html  # its provenance row, linking to its page
 
 
 @pytest.mark.slow
