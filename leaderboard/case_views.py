@@ -17,9 +17,9 @@ import pandas as pd
 
 LMC_WORST_BY = "PCC"  # every Light My Cells organelle has it (lmc.md §1.2); higher is better
 ADIPOCYTE_CHANNELS = ("nuclei", "lipids", "cytoplasm")  # adipocyte.md §1: the three fluorescence targets
-# the metrics an entry page plots against the z-deviation (a panel per target x metric): Light My Cells' two that
+# the metrics an entry page plots against the z-deviation (a panel per target x metric): Light My Cells' one that
 # every organelle has (lmc.md §1.2), the Adipocyte task's three scores
-CURVE_METRICS = {"lmc": ("PCC", "SSIM"), "adipocyte": ("mae", "pixel_mae", "feature_mae")}
+CURVE_METRICS = {"lmc": ("PCC",), "adipocyte": ("mae", "pixel_mae", "feature_mae")}
 
 
 @dataclass
@@ -100,6 +100,17 @@ def case_table(doc: dict) -> CaseTable:
     frame = pd.DataFrame(rows, columns=["case", "target", "modality", "z_deviation", *ALL_METRICS])
     present = [m for m in ALL_METRICS if frame[m].notna().any()]
     return CaseTable(frame[["case", "target", "modality", "z_deviation", *present]], {m: m for m in present})
+
+
+def target_means(doc: dict) -> dict[tuple[str, str], float]:
+    """Per-target case means a board shows beside its (group, metric) columns when the per-case table has no
+    target axis: the Adipocyte task's pixel MAE of each channel (its groups are magnifications); {} for Light My
+    Cells, whose groups are the targets already."""
+    if doc.get("task") != "adipocyte":
+        return {}
+    frame = case_table(doc).frame
+    return {(c, "pixel_mae"): float(frame[f"pixel_mae {c}"].mean()) for c in ADIPOCYTE_CHANNELS
+            if frame[f"pixel_mae {c}"].notna().any()}
 
 
 def worst_cases(doc: dict) -> list[WorstCase]:

@@ -105,10 +105,19 @@ def metric_columns(table: pd.DataFrame, metrics: list[str]) -> list[tuple[str, s
 def board_table(board: SplitBoard, metrics: list[str], styles: dict[str, dict], pages: dict[str, str]) -> dict:
     """The ranked table of a split as the page shows it: ``groups`` (the header's first row: a group and how many
     metric columns it spans), ``header`` (cells with ``title``, ``type`` num/text and ``tip``) and ``rows``."""
+    import json
+
+    from vsbench.leaderboard.case_views import target_means
+
     b = board.board.reset_index(drop=True)
     columns = metric_columns(board.table, metrics)
     means = board.table.assign(entry=figures.entry_labels(board.table)).groupby(
-        ["entry", "group", "metric"], sort=False)["value"].mean()
+        ["entry", "group", "metric"], sort=False)["value"].mean().to_dict()
+    for entry in board.entries:  # per-target columns the per-case table has no axis for (Adipocyte channels)
+        extra = {(entry.label, *k): v for k, v in target_means(json.loads(entry.metrics_path.read_text())).items()
+                 if k[1] in metrics}
+        means.update(extra)
+        columns += [k[1:] for k in extra if k[1:] not in columns]
     direction = board.extra.get("direction", "")
     header = [{"title": "rank", "type": "num", "tip": "1 = best; ties share a rank"},
               {"title": "entry", "type": "text", "tip": "name@version; its colour in every plot; click for its page"},
@@ -142,8 +151,9 @@ def board_table(board: SplitBoard, metrics: list[str], styles: dict[str, dict], 
             cells.append(cell(f"{lo:g}–{hi:g}" if pd.notna(lo) else None, sort=float(lo) if pd.notna(lo) else ""))
             cells[-1]["num"] = True
             cells.append(cell(float(r["p_first"]), digits=3))
-        cases = f"{int(r['n_cases'])}" + (f" of {entry.run.get('n_cases')} (partial)" if partial else "")
-        cells.append({**cell(cases, sort=int(r["n_cases"])), "num": True})
+        scored = int(entry.run.get("n_succeeded")) if partial else int(r["n_cases"])
+        cases = f"{scored}" + (f" of {entry.run.get('n_cases')} (partial)" if partial else "")
+        cells.append({**cell(cases, sort=scored), "num": True})
         cells += [cell(float(means.get((label, g, m), np.nan)), digits=3) for g, m in columns]
         rows.append({"entry": label, "cells": cells, "attrs": {"data-entry": label, "data-submission": r["submission"],
                                                                **({"class": "partial"} if partial else {})}})

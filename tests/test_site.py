@@ -203,3 +203,29 @@ def test_the_same_entry_has_the_same_colour_everywhere(public_site, browser):
         open_page(browser, public_site / "entries" / f"{label}.html")
         assert browser.find_element(By.CSS_SELECTOR, "h1 .swatch").value_of_css_property(
             "background-color") in colours
+
+
+def test_a_partial_entry_is_flagged_on_the_board_and_listed_below_it(bench, tmp_path):
+    """An entry scored on part of the split's cases (a case failed, the rest ranked) says so on the board and in
+    the list below it, with the failed case's reason; its page lists that case."""
+    from vsbench.harness.benchmark import load_benchmark
+    from vsbench.harness.store import ResultStore
+    from vsbench.leaderboard.publish import build_boards, publish_site
+
+    spec = load_benchmark(bench)
+    with ResultStore(workspace=spec.workspace, must_exist=True) as store:
+        boards = build_boards(spec, store, "lmc", bootstrap=0)
+    board = next(b for b in boards if b.split == "test")
+    entry = next(e for e in board.entries if e.label == "blurred@1")
+    cases = [dict(c) for c in entry.run["cases"]]
+    cases[0].update(status="timed_out", reason="killed at the time limit of 600 s")
+    entry.run = {**entry.run, "cases": cases, "n_succeeded": len(cases) - 1, "n_failed": 1}
+    publish_site(tmp_path / "site", "t", "lmc", boards, spec.metric_set)
+    html = (tmp_path / "site" / "index.html").read_text()
+    row = html.split('data-entry="blurred@1"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="partial"' in row and f"11 of {len(cases)} (partial)" in row
+    below = html.split('id="unranked-split-test"', 1)[1].split("</table>", 1)[0]
+    assert 'data-entry="blurred@1" data-status="partial"' in below
+    assert "ranked on 11 cases; timed_out: killed at the time limit of 600 s" in below
+    page = (tmp_path / "site" / "entries" / "blurred@1.html").read_text()
+    assert f"<td>{cases[0]['case']}</td>" in page and "killed at the time limit" in page

@@ -1,10 +1,11 @@
 """Job 3, publishing a leaderboard, exactly as the README shows it: four submissions run, ranked in the
-terminal and published as a static site, which a real headless Chromium then opens (README "The three jobs",
-block 3)."""
+terminal and published as a static site for participants and one for organisers (``--private``), which a real
+headless Chromium then checks page by page (README "The three jobs", block 3)."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,15 +29,23 @@ def test_readme_job_3_publishes_a_site(tmp_path, browser):
         assert 1 <= row["rank_lo"] <= row["median_rank"] <= row["rank_hi"] <= len(ENTRIES)
     assert board["bootstrap"]["n"] == 1000
 
-    index = tmp_path / "site" / "index.html"
-    assert index.is_file()
-    browser.get_log("browser")
-    browser.get(index.as_uri())
-    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-    text = browser.find_element("tag name", "body").text
-    for label in ENTRIES:
-        assert label in text, label
-    broken = browser.execute_script(
-        "return Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)")
-    assert broken == []
-    assert browser.execute_script("return document.images.length") >= 3
+    from site_checks import board_entries, leaks, legends, open_page, page_problems
+
+    public, private = tmp_path / "site", tmp_path / "site-private"
+    for site in (public, private):
+        pages = [site / "index.html", *sorted((site / "entries").glob("*.html"))]
+        assert len(pages) == 1 + len(ENTRIES)
+        problems = {p.name: page_problems(browser, p, site) for p in pages}
+        assert all(not v for v in problems.values()), problems
+        assert leaks(site, [str(tmp_path)]) == []  # no local path in any page or export
+        open_page(browser, site / "index.html")
+        assert sorted(board_entries(browser)) == sorted(ENTRIES)
+        assert all(sorted(legend) == sorted(ENTRIES) for legend in legends(browser))
+        for label in ENTRIES:
+            open_page(browser, site / "entries" / f"{label}.html")
+            assert browser.find_element("tag name", "h1").text.strip() == label
+            assert browser.execute_script("return document.querySelectorAll('table.cases tbody tr').length") > 0
+    kinds = {site: {k for p in site.rglob("*.html") for k in re.findall(r'data-kind="(\w+)"', p.read_text())}
+             for site in (public, private)}
+    assert kinds[public] == {"input", "prediction"}  # the test split is hidden: no ground truth on the public site
+    assert kinds[private] == {"input", "truth", "prediction", "difference"}

@@ -131,8 +131,7 @@ def test_a_team_shares_one_postgresql_database(db_url, split, tmp_path):
     published = cli("leaderboard", "publish", "bench.yaml", "--out", dave / "site", "--bootstrap", "20", cwd=carol)
     assert "(3 entries" in published.stdout  # everybody's, found through carol's benchmark file
     site = _site_text(dave / "site")
-    assert shown in site  # the provenance names the database ...
-    assert secret not in site  # ... without its password
+    assert secret not in site and shown not in site  # a published site names no database, let alone its password
     cli.assert_never_shown(secret)
 
 
@@ -162,7 +161,8 @@ def test_every_command_takes_a_sqlite_database_url(split, tmp_path):
     assert " blurred " in board.stdout and " inverted " in board.stdout
     cli("leaderboard", "publish", "bench.yaml", "--database", url, "--out", tmp_path / "site", "--bootstrap", "0",
         cwd=alice, env=refusing)
-    assert url in _site_text(tmp_path / "site")
+    site = _site_text(tmp_path / "site")
+    assert url not in site and str(db) not in site and str(tmp_path) not in site  # no local path either
 
     # precedence: --database, else $VSBENCH_DB_URL, else the benchmark file's database:, else the workspace's;
     # an explicit --workspace beats the environment variable
