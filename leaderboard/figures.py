@@ -280,6 +280,17 @@ def _write_panel(pixels: np.ndarray, path: Path, framed: bool) -> None:
     image.save(path, compress_level=3)  # zlib level 3: within a few % of the size of 9, several times faster
 
 
+def _plane(image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """``image`` as a 2-D float64 array, its finite mask, its finite values, and whether it is constant (every
+    finite pixel equal, or none finite); ValueError naming ``what`` for another shape."""
+    a = np.squeeze(np.asarray(image, dtype=np.float64))
+    if a.ndim != 2:
+        raise ValueError(f"{what} needs a 2-D image, got shape {np.shape(image)}")
+    finite = np.isfinite(a)
+    values = a[finite]
+    return a, finite, values, values.size == 0 or bool(values.min() == values.max())
+
+
 def image_panel(image: np.ndarray, path: Path, lo: float | None = None, hi: float | None = None) -> dict:
     """A greyscale PNG of ``image`` (2-D after squeezing) scaled between ``lo`` and ``hi`` (default: its 1st and
     99.8th percentiles; give both to show several images, e.g. a case's truth and prediction, on one scale).
@@ -288,12 +299,7 @@ def image_panel(image: np.ndarray, path: Path, lo: float | None = None, hi: floa
     inside a dashed frame in ``FRAME_COLOUR``, so it never looks like a missing image. Returns ``{"constant":
     bool, "value": the constant value or None, "lo": float, "hi": float}`` (the scale used; NaN for an all-NaN
     image without ``lo``/``hi``)."""
-    a = np.squeeze(np.asarray(image, dtype=np.float64))
-    if a.ndim != 2:
-        raise ValueError(f"image_panel needs a 2-D image, got shape {np.shape(image)}")
-    finite = np.isfinite(a)
-    values = a[finite]
-    constant = values.size == 0 or bool(values.min() == values.max())
+    a, finite, values, constant = _plane(image, "image_panel")
     value = float(values[0]) if constant and values.size else None
     if values.size:
         p_lo, p_hi = (float(p) for p in np.percentile(values, [1, 99.8]))
@@ -326,12 +332,7 @@ def difference_panel(diff: np.ndarray, path: Path) -> dict:
     white at zero, with symmetric limits +/- the ``DIFFERENCE_PERCENTILE`` th percentile of |diff| (the largest
     |diff| when that percentile is 0). NaN pixels are mid-grey. A constant difference (zero: a perfect prediction; or
     none finite) is framed like a constant :func:`image_panel`. Returns ``{"limit": float, "constant": bool}``."""
-    a = np.squeeze(np.asarray(diff, dtype=np.float64))
-    if a.ndim != 2:
-        raise ValueError(f"difference_panel needs a 2-D image, got shape {np.shape(diff)}")
-    finite = np.isfinite(a)
-    values = a[finite]
-    constant = values.size == 0 or bool(values.min() == values.max())
+    a, finite, values, constant = _plane(diff, "difference_panel")
     limit = float(np.percentile(np.abs(values), DIFFERENCE_PERCENTILE)) if values.size else 0.0
     if limit == 0.0 and values.size:
         limit = float(np.abs(values).max())

@@ -22,7 +22,7 @@ from vsbench.leaderboard import figures
 from vsbench.leaderboard.redact import redact_json, redact_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-STATIC = TEMPLATES / "static"  # site.css, site.js: copied into every site
+STATIC = ("site.css", "site.js")  # in TEMPLATES; copied into every site
 MODES = ("public", "private")
 
 
@@ -73,8 +73,8 @@ class Site:
         self.out.mkdir(parents=True, exist_ok=True)
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                       finalize=_redact_value, undefined=jinja2.StrictUndefined)
-        for name in ("site.css", "site.js"):
-            shutil.copyfile(STATIC / name, self.out / name)
+        for name in STATIC:
+            shutil.copyfile(TEMPLATES / name, self.out / name)
 
     @property
     def public(self) -> bool:

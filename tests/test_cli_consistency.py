@@ -288,7 +288,9 @@ def test_the_wheel_builds_without_warnings_and_ships_the_package_data(tmp_path):
     assert warned == [], "\n".join(warned[:20])
     (wheel,) = (tmp_path / "whl").glob("vsbench-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("vsbench/leaderboard/templates/index.html", "vsbench/leaderboard/policies/default.yaml",
+    for needed in ("vsbench/leaderboard/templates/index.html", "vsbench/leaderboard/templates/entry.html",
+                   "vsbench/leaderboard/templates/site.css", "vsbench/leaderboard/templates/site.js",
+                   "vsbench/leaderboard/policies/default.yaml",
                    "vsbench/algorithms/checkpoints/vqgan-lmc-tiny/nucleus/checkpoint.pt",
                    "vsbench/algorithms/checkpoints/patchgan-adipocyte-tiny/checkpoint.pt",
                    "vsbench/harness/migrations/script.py.mako"):

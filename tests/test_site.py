@@ -188,6 +188,8 @@ def test_the_public_site_shows_no_ground_truth_of_a_hidden_split_and_no_log(publ
     assert 'class="log"' not in failed_public and "ImageReadError" not in failed_public
     assert "not a readable TIFF" in failed_public  # the harness's reason stays
     assert 'class="log"' in failed_private and "ImageReadError" in failed_private  # the stderr tail, escaped
+    tail = failed_private.split('<pre class="log">', 1)[1].split("</pre>", 1)[0]
+    assert len(tail.strip().splitlines()) > 3 and "\\n" not in tail  # one line of the log per line
 
 
 def test_the_same_entry_has_the_same_colour_everywhere(public_site, browser):
