@@ -160,21 +160,27 @@ def board_table(board: SplitBoard, metrics: list[str], styles: dict[str, dict], 
     return {"groups": groups, "header": header, "rows": rows, "n_fixed": len(header) - len(columns)}
 
 
-def not_ranked(board: SplitBoard, pages: dict[str, str]) -> list[dict]:
+def not_ranked(board: SplitBoard, pages: dict[str, str], public: bool = True) -> list[dict]:
     """The split's failed, unscored and partial entries, for the list below its board: ``entry``, ``status``,
-    ``cases`` ("ok of total"), ``reason`` (one line) and ``href`` (the entry's page)."""
+    ``cases`` ("ok of total"), ``reason`` (one line; on a ``public`` site without what a container wrote:
+    :func:`vsbench.leaderboard.entry_pages.public_reason`) and ``href`` (the entry's page)."""
     from vsbench.harness.logs import run_reason
+    from vsbench.leaderboard.entry_pages import public_reason
+
+    def reason_of(cases: list[dict]) -> str:
+        return run_reason([{**c, "reason": public_reason(c)} if public else c for c in cases]) or ""
 
     out = []
     for e in board.entries:
         n, ok = e.run.get("n_cases") or 0, e.run.get("n_succeeded") or 0
         if ok < n:
             out.append({"entry": e.label, "status": "partial", "cases": f"{ok} of {n}", "href": pages.get(e.label),
-                        "reason": f"ranked on {ok} cases; " + (run_reason(e.run.get("cases") or []) or "")})
+                        "reason": f"ranked on {ok} cases; " + reason_of(e.run.get("cases") or [])})
     for u in board.unranked:
         label = entry_label(u["submission"], u["version"])
         out.append({"entry": label, "status": u["status"], "cases": f"{u['n_succeeded'] or 0} of {u['n_cases'] or 0}",
-                    "reason": u["reason"], "href": pages.get(label)})
+                    "reason": reason_of((u.get("run") or {}).get("cases") or []) or u["reason"],
+                    "href": pages.get(label)})
     return out
 
 
@@ -226,7 +232,7 @@ def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard
         site.write_json(f"{folder}/provenance.json", prov)
         sections.append({"split": board.split, "anchor": f"split-{slug(board.split)}", "policy": board.policy,
                          "stability": board.stability, "table": board_table(board, metrics, styles, pages),
-                         "not_ranked": not_ranked(board, pages), "figures": figs, "panels": panels,
+                         "not_ranked": not_ranked(board, pages, site.public), "figures": figs, "panels": panels,
                          "panel_case": panel_case, "hidden": board.hidden,
                          "truth_withheld": site.public and board.hidden,
                          "provenance": [{**p, "href": pages.get(p["entry"]), "split_hash": p["split_hash"][:16],
