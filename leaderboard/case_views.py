@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,25 @@ class CaseImages:
         if self.truth is None or self.prediction is None or self.truth.shape != self.prediction.shape:
             return None
         return self.prediction - self.truth
+
+
+@lru_cache(maxsize=16)
+def _split_cases(split_path: str) -> tuple[object, dict[str, object]]:
+    """A split and its cases by name (a Light My Cells case, an Adipocyte image set by key): read once per
+    publish, not once per entry and panel."""
+    from vsbench.harness.split import Split
+
+    split = Split(split_path)
+    if split.task == "adipocyte":
+        from vsbench.harness.adipocyte_split import adipocyte_sets
+
+        return split, {s.key: s for s in adipocyte_sets(split)}
+    return split, {c.name: c for c in split.cases()}
+
+
+def forget_splits() -> None:
+    """Drop the splits read so far (a publish starts from what is on disk now)."""
+    _split_cases.cache_clear()
 
 
 def _finite(value) -> float:
@@ -138,16 +158,14 @@ def case_images(task: str, split_path: Path | str, predictions_path: Path | str 
     """Input, ground truth (unless ``with_truth`` is false) and prediction of ``case`` for ``target``, each None
     when its file is missing or unreadable. Light My Cells: each image percentile-normalised on its own, as the
     metrics are (lmc.md §1.1); Adipocyte: raw intensities (the pixel MAE compares them raw)."""
-    from vsbench.harness.split import Split
-
-    split = Split(split_path)
+    split, cases = _split_cases(str(split_path))
     if task == "adipocyte":
-        return _adipocyte_images(split, predictions_path, case, target, with_truth)
+        return _adipocyte_images(split, cases.get(case), predictions_path, target, with_truth)
     from vsbench.harness.omeio import read_plane
     from vsbench.harness.predict import prediction_path
     from vsbench.metrics.lmc import percentile_normalization
 
-    found = next((c for c in split.cases() if c.name == case), None)
+    found = cases.get(case)
 
     def read(path: Path | None, normalise: bool) -> np.ndarray | None:
         if path is None or not Path(path).is_file():
@@ -165,11 +183,9 @@ def case_images(task: str, split_path: Path | str, predictions_path: Path | str 
                       "metrics see it")
 
 
-def _adipocyte_images(split, predictions_path, key: str, channel: str, with_truth: bool) -> CaseImages:
-    from vsbench.harness.adipocyte_split import adipocyte_sets, read_uint16_plane
+def _adipocyte_images(split, aset, predictions_path, channel: str, with_truth: bool) -> CaseImages:
+    from vsbench.harness.adipocyte_split import read_uint16_plane
     from vsbench.harness.predict_adipocyte import prediction_path
-
-    aset = next((s for s in adipocyte_sets(split) if s.key == key), None)
 
     def read(path: Path | None) -> np.ndarray | None:
         if path is None or not Path(path).is_file():
@@ -191,18 +207,13 @@ def _adipocyte_images(split, predictions_path, key: str, channel: str, with_trut
 def example_case(task: str, split_path: Path | str) -> tuple[str, str] | None:
     """The case and target a split's example panels show: the first slice with a nucleus (Light My Cells), the
     first image set's nuclei (Adipocyte); None when the split has none."""
-    from vsbench.harness.split import Split
-
-    split = Split(split_path)
     try:
-        if task == "adipocyte":
-            from vsbench.harness.adipocyte_split import adipocyte_sets
-
-            sets = adipocyte_sets(split)
-            return (sets[0].key, "nuclei") if sets else None
-        case = next((c for c in split.cases() if "nucleus" in split.organelles(c)), None)
+        split, cases = _split_cases(str(split_path))
     except (OSError, ValueError):
         return None
+    if task == "adipocyte":
+        return (next(iter(cases)), "nuclei") if cases else None
+    case = next((c for c in cases.values() if "nucleus" in split.organelles(c)), None)
     return (case.name, "nucleus") if case else None
 
 

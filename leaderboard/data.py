@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,11 @@ class Entry:
     def label(self) -> str:
         """``name@version`` (:func:`entry_label`)."""
         return entry_label(self.submission, self.version)
+
+    @cached_property
+    def metrics(self) -> dict:
+        """The score's ``metrics.json``, read once."""
+        return json.loads(self.metrics_path.read_text())
 
 
 def board_entries(store, benchmark: str, split: str | None = None) -> list[Entry]:
@@ -140,7 +146,7 @@ def case_table(entries: list[Entry], metrics: list[str] | None = None) -> pd.Dat
     """The per-case long table of ``entries`` (columns :data:`COLUMNS`), optionally only ``metrics``."""
     parts = []
     for entry in entries:
-        doc = json.loads(entry.metrics_path.read_text())
+        doc = entry.metrics
         part = _adipocyte_rows(entry, doc) if doc.get("task") == "adipocyte" else _lmc_rows(entry, doc)
         part.insert(0, "split", entry.split)
         part.insert(0, "version", entry.version)

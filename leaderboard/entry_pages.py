@@ -10,14 +10,13 @@ difference panels of a hidden split and every container log.
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from vsbench.leaderboard import figures
+from vsbench.leaderboard.case_views import case_images, case_table, curve_metrics, public_metrics, worst_cases
 from vsbench.leaderboard.data import entry_label, provenance
 from vsbench.leaderboard.site import Site, cell, slug
 from vsbench.metrics import metric_title
@@ -70,8 +69,6 @@ def _curves(site: Site, task: str, board, entry, metrics: list[str], folder: str
         notes[baseline] = "input baseline"
     elif baseline == entry.label:
         notes[entry.label] = "input baseline"
-    from vsbench.leaderboard.case_views import curve_metrics
-
     part = table[labels.isin(order)]
     metrics = curve_metrics(task, metrics)
     if part.empty:
@@ -79,7 +76,7 @@ def _curves(site: Site, task: str, board, entry, metrics: list[str], folder: str
     fig = figures.z_deviation_figure(part, order, metrics, site.styles, notes=notes, emphasis=entry.label)
     caption = (f"Mean {' and '.join(metric_title(m) for m in metrics)} over cases against the z-deviation: this entry "
                "(thick line)"
-               + (f", the board's best ({ranked[0]})" if ranked[0] != entry.label else ", the board's best")
+               + (f", the board's best ({ranked[0]})" if ranked[0] != entry.label else ", which is the board's best")
                + (f" and the input baseline ({baseline})" if baseline and baseline != entry.label else "")
                + (". The board has no input baseline (submission 'input')." if baseline is None else "."))
     return site.figure(fig, f"{folder}/z_deviation.png", f"z-deviation curves of {entry.label}", caption)
@@ -87,8 +84,6 @@ def _curves(site: Site, task: str, board, entry, metrics: list[str], folder: str
 
 def _worst(site: Site, task: str, board, entry, doc: dict, folder: str) -> list[dict]:
     """Input | truth | prediction | difference panels of the worst case of every target."""
-    from vsbench.leaderboard.case_views import case_images, worst_cases
-
     withheld = site.public and board.hidden
     out = []
     for w in worst_cases(doc):
@@ -111,8 +106,6 @@ def _worst(site: Site, task: str, board, entry, doc: dict, folder: str) -> list[
 
 
 def _case_table(doc: dict) -> dict:
-    from vsbench.leaderboard.case_views import case_table
-
     table = case_table(doc)
     keys = [("case", "text"), ("target", "text"), ("modality", "text"), ("z-deviation", "num")]
     header = [{"title": t, "type": k} for t, k in keys]
@@ -126,18 +119,15 @@ def _case_table(doc: dict) -> dict:
 
 
 def _ranked_section(site: Site, task: str, board, entry, metrics: list[str], folder: str) -> dict:
-    from vsbench.leaderboard.case_views import public_metrics
-
     row = board.board[(board.board["submission"] == entry.submission) & (board.board["version"] == entry.version)]
     r = row.iloc[0]
-    doc = json.loads(Path(entry.metrics_path).read_text())
+    doc = entry.metrics
     prov = provenance(entry)
     files = [("provenance.json", site.write_json(f"{folder}/provenance.json", prov)),
              ("metrics.json", site.write_json(f"{folder}/metrics.json",
                                               public_metrics(doc) if site.public and board.hidden else doc))]
     n, ok = entry.run.get("n_cases") or 0, entry.run.get("n_succeeded") or 0
-    interval = (f"{r['rank_95_low']:g}–{r['rank_95_high']:g}" if "rank_95_low" in row and r["rank_95_low"] == r[
-        "rank_95_low"] else None)
+    interval = f"{r['rank_95_low']:g}–{r['rank_95_high']:g}" if pd.notna(r.get("rank_95_low")) else None
     return {"split": board.split, "ranked": True, "rank": int(r["rank"]), "of": len(board.board),
             "score": cell(float(r["score"])), "direction": board.extra.get("direction", ""), "interval": interval,
             "status": "partial" if ok < n else "complete", "cases": f"{ok} of {n}", "files": files,
@@ -155,20 +145,20 @@ def _unranked_section(site: Site, board, u: dict, folder: str) -> dict:
             "checkpoint_hash", "runtime", "sandboxed", "split_hash", "vsbench_version", "started_at", "finished_at",
             "n_cases", "n_succeeded", "n_failed", "run_key")
     files = [("provenance.json", site.write_json(f"{folder}/provenance.json", {k: run.get(k) for k in keep}))]
-    return {"split": board.split, "ranked": False, "status": u["status"], "reason": u["reason"] if not site.public
-            else _public_run_reason(run, u["reason"]), "cases": f"{u['n_succeeded'] or 0} of {u['n_cases'] or 0}",
+    return {"split": board.split, "ranked": False, "status": u["status"],
+            "reason": shown_reason(run.get("cases") or [], site.public, u["reason"]),
+            "cases": f"{u['n_succeeded'] or 0} of {u['n_cases'] or 0}",
             "files": files, "failed": failed_cases(site, run.get("cases") or []),
             "provenance": {"identity": run.get("image_digest") or run.get("image_ref") or "–",
                            "split_hash": (run.get("split_hash") or "")[:16], "run_key": u["run_key"][:12]}}
 
 
-def _public_run_reason(run: dict, reason: str) -> str:
+def shown_reason(cases: list[dict], public: bool, fallback: str = "") -> str:
+    """Why a run's cases did not succeed, in one line (:func:`vsbench.harness.logs.run_reason`), each case's
+    reason as the site shows it (:func:`public_reason` on a ``public`` site); ``fallback`` when none failed."""
     from vsbench.harness.logs import run_reason
 
-    cases = run.get("cases") or []
-    if not cases:
-        return reason
-    return run_reason([{**c, "reason": public_reason(c)} for c in cases]) or reason
+    return run_reason([{**c, "reason": public_reason(c)} if public else c for c in cases]) or fallback
 
 
 def write_entry_pages(site: Site, task: str, boards: list, metrics: list[str]) -> dict[str, str]:

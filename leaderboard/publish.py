@@ -23,7 +23,7 @@ import pandas as pd
 
 from vsbench.leaderboard import figures
 from vsbench.leaderboard.data import Entry, entry_label, provenance
-from vsbench.leaderboard.entry_pages import write_entry_pages
+from vsbench.leaderboard.entry_pages import shown_reason, write_entry_pages
 from vsbench.leaderboard.site import Site, cell, slug
 from vsbench.metrics import metric_title
 
@@ -105,8 +105,6 @@ def metric_columns(table: pd.DataFrame, metrics: list[str]) -> list[tuple[str, s
 def board_table(board: SplitBoard, metrics: list[str], styles: dict[str, dict], pages: dict[str, str]) -> dict:
     """The ranked table of a split as the page shows it: ``groups`` (the header's first row: a group and how many
     metric columns it spans), ``header`` (cells with ``title``, ``type`` num/text and ``tip``) and ``rows``."""
-    import json
-
     from vsbench.leaderboard.case_views import target_means
 
     b = board.board.reset_index(drop=True)
@@ -114,8 +112,7 @@ def board_table(board: SplitBoard, metrics: list[str], styles: dict[str, dict], 
     means = board.table.assign(entry=figures.entry_labels(board.table)).groupby(
         ["entry", "group", "metric"], sort=False)["value"].mean().to_dict()
     for entry in board.entries:  # per-target columns the per-case table has no axis for (Adipocyte channels)
-        extra = {(entry.label, *k): v for k, v in target_means(json.loads(entry.metrics_path.read_text())).items()
-                 if k[1] in metrics}
+        extra = {(entry.label, *k): v for k, v in target_means(entry.metrics).items() if k[1] in metrics}
         means.update(extra)
         columns += [k[1:] for k in extra if k[1:] not in columns]
     direction = board.extra.get("direction", "")
@@ -163,23 +160,17 @@ def board_table(board: SplitBoard, metrics: list[str], styles: dict[str, dict], 
 def not_ranked(board: SplitBoard, pages: dict[str, str], public: bool = True) -> list[dict]:
     """The split's failed, unscored and partial entries, for the list below its board: ``entry``, ``status``,
     ``cases`` ("ok of total"), ``reason`` (one line; on a ``public`` site without what a container wrote:
-    :func:`vsbench.leaderboard.entry_pages.public_reason`) and ``href`` (the entry's page)."""
-    from vsbench.harness.logs import run_reason
-    from vsbench.leaderboard.entry_pages import public_reason
-
-    def reason_of(cases: list[dict]) -> str:
-        return run_reason([{**c, "reason": public_reason(c)} if public else c for c in cases]) or ""
-
+    :func:`vsbench.leaderboard.entry_pages.shown_reason`) and ``href`` (the entry's page)."""
     out = []
     for e in board.entries:
         n, ok = e.run.get("n_cases") or 0, e.run.get("n_succeeded") or 0
         if ok < n:
             out.append({"entry": e.label, "status": "partial", "cases": f"{ok} of {n}", "href": pages.get(e.label),
-                        "reason": f"ranked on {ok} cases; " + reason_of(e.run.get("cases") or [])})
+                        "reason": f"ranked on {ok} cases; " + shown_reason(e.run.get("cases") or [], public)})
     for u in board.unranked:
         label = entry_label(u["submission"], u["version"])
         out.append({"entry": label, "status": u["status"], "cases": f"{u['n_succeeded'] or 0} of {u['n_cases'] or 0}",
-                    "reason": reason_of((u.get("run") or {}).get("cases") or []) or u["reason"],
+                    "reason": shown_reason((u.get("run") or {}).get("cases") or [], public, u["reason"]),
                     "href": pages.get(label)})
     return out
 
@@ -211,7 +202,9 @@ def publish_site(out: Path | str, title: str, task: str, boards: list[SplitBoard
     """Write the site into ``out`` (created; files there with the same names are replaced) in ``mode``
     (``public`` or ``private``, module docstring); returns ``out/index.html``."""
     from vsbench.harness import __version__
+    from vsbench.leaderboard.case_views import forget_splits
 
+    forget_splits()
     styles = site_styles(boards)
     site = Site(out, mode, styles)
     pages = write_entry_pages(site, task, boards, metrics)  # entry label -> its page, relative to the index

@@ -1,6 +1,6 @@
-"""Job 3, publishing a leaderboard, exactly as the README shows it: four submissions run, ranked in the
-terminal and published as a static site for participants and one for organisers (``--private``), which a real
-headless Chromium then checks page by page (README "The three jobs", block 3)."""
+"""Job 3, publishing a leaderboard, exactly as the README shows it: five submissions (the input baseline among
+them) run, ranked in the terminal and published as a static site for participants and one for organisers
+(``--private``), which a real headless Chromium then checks page by page (README "The three jobs", block 3)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from readme_jobs import run_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-ENTRIES = ("vqgan@tiny", "filterbank@1", "blurred@1", "inverted@1")
+ENTRIES = ("vqgan@tiny", "filterbank@1", "blurred@1", "inverted@1", "input@1")
 
 
 def test_readme_job_3_publishes_a_site(tmp_path, browser):
@@ -45,6 +45,7 @@ def test_readme_job_3_publishes_a_site(tmp_path, browser):
             open_page(browser, site / "entries" / f"{label}.html")
             assert browser.find_element("tag name", "h1").text.strip() == label
             assert browser.execute_script("return document.querySelectorAll('table.cases tbody tr').length") > 0
+            assert all({label, "input@1"} <= set(legend) for legend in legends(browser))  # against the baseline
     kinds = {site: {k for p in site.rglob("*.html") for k in re.findall(r'data-kind="(\w+)"', p.read_text())}
              for site in (public, private)}
     assert kinds[public] == {"input", "prediction"}  # the test split is hidden: no ground truth on the public site
